@@ -26,7 +26,9 @@ impl fmt::Display for MessageId {
 
 /// A reader's position: "I have seen every message up to and including this
 /// id". `Cursor(0)` has seen nothing. Every transport resumes from one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Cursor(pub u64);
 

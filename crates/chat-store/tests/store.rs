@@ -80,7 +80,10 @@ fn invalid_messages_are_refused_and_store_nothing() {
     let cases: Vec<(NewMessage, SendError)> = vec![
         (new("   ", "hi"), SendError::UserLength(0)),
         (new(&long_user, "hi"), SendError::UserLength(33)),
-        (new("ana", " \n "), SendError::TextLength { got: 0, max: 10 }),
+        (
+            new("ana", " \n "),
+            SendError::TextLength { got: 0, max: 10 },
+        ),
         (
             new("ana", "12345678901"),
             SendError::TextLength { got: 11, max: 10 },
@@ -143,8 +146,12 @@ fn limits_count_characters_and_are_inclusive() {
         ..StoreConfig::default()
     });
     let user = "é".repeat(32);
-    store.append(new(&user, "日本語")).expect("32 and 3 chars fit");
-    store.append(new("a", "a\nb")).expect("newline allowed in text");
+    store
+        .append(new(&user, "日本語"))
+        .expect("32 and 3 chars fit");
+    store
+        .append(new("a", "a\nb"))
+        .expect("newline allowed in text");
 }
 
 /// The same (`user`, `client_msg_id`) stores once; another user or key stores again.

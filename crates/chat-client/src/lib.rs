@@ -1,0 +1,287 @@
+//! # chat-client: the chat's transports from Rust, behind one interface
+//!
+//! The tests, the benches and the load generator talk to the servers through
+//! this crate, so every one of them exercises the same client logic the page
+//! has in JavaScript:
+//!
+//! - [`Client::send`] posts a message (`POST /api/messages`) with a
+//!   `client_msg_id`, so a retried send is stored once.
+//! - [`Client::subscribe`] opens a [`Subscription`] on any [`Transport`];
+//!   [`Subscription::next`] yields [`Event`]s in id order.
+//!
+//! ## Resuming without loss
+//!
+//! A subscription keeps a [`Cursor`]: the id of the last message it handed
+//! out. Every request (or reconnect) asks for what came after it, and any
+//! message at or below it is dropped, so a retry can neither skip nor repeat
+//! a message. Network errors and 5xx answers (a proxy's 502 or 504, a server
+//! restarting) are retried with exponential backoff and jitter; 4xx answers
+//! are the client's fault and are returned as errors.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use chat_store::{Cursor, Message, MessageId, Via};
+
+mod poll;
+
+/// The four transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Regular polling at [`Options::poll_interval`].
+    Polling,
+    /// Long polling with [`Options::wait_s`].
+    Longpoll,
+}
+
+impl Transport {
+    /// Every transport this client speaks.
+    pub const ALL: [Transport; 2] = [Transport::Polling, Transport::Longpoll];
+
+    /// The wire name (`via`, `/api/stats` key).
+    pub fn as_str(self) -> &'static str {
+        self.via().as_str()
+    }
+
+    /// The `via` of a message sent through this transport.
+    pub fn via(self) -> Via {
+        match self {
+            Transport::Polling => Via::Polling,
+            Transport::Longpoll => Via::Longpoll,
+        }
+    }
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A chat message, decoded, with the exact bytes the server sent for it.
+    Message {
+        /// The decoded message.
+        message: Message,
+        /// Its JSON as it came over the wire.
+        raw: Bytes,
+    },
+    /// The cursor predated the server's history: this many messages are gone.
+    Gap {
+        /// How many.
+        missed: u64,
+    },
+}
+
+/// How a subscription starts and retries.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Resume after this cursor; `None` starts with the server's backfill.
+    pub since: Option<Cursor>,
+    /// Pause between regular polls (a full page is followed at once).
+    pub poll_interval: Duration,
+    /// How long a long poll may be held.
+    pub wait_s: u64,
+    /// First pause after a failure; doubled up to `max_backoff`, with jitter.
+    pub min_backoff: Duration,
+    /// Longest pause after failures.
+    pub max_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            since: None,
+            poll_interval: Duration::from_secs(1),
+            wait_s: 25,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a call failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request (4xx) with its JSON error.
+    #[error("refused with {status}: {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        body: String,
+    },
+    /// The request could not be made or answered.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The server sent something that is not the contract.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// What a send returns.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The stored message.
+    pub message: Message,
+    /// `true` for 201 (stored now), `false` for 200 (stored before).
+    pub created: bool,
+}
+
+/// A client for one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: impl Into<String>) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.into().trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /api/messages`.
+    pub async fn send(
+        &self,
+        user: &str,
+        text: &str,
+        client_msg_id: Option<&str>,
+        via: Via,
+    ) -> Result<Sent, ClientError> {
+        let response = self
+            .http
+            .post(format!("{}/api/messages", self.base))
+            .json(&serde_json::json!({
+                "user": user, "text": text, "client_msg_id": client_msg_id, "via": via,
+            }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        let message = serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("send answer: {e}")))?;
+        Ok(Sent {
+            message,
+            created: status == reqwest::StatusCode::CREATED,
+        })
+    }
+
+    /// `GET /api/stats`, as JSON.
+    pub async fn stats(&self) -> Result<serde_json::Value, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/api/stats", self.base))
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// Opens a subscription. Nothing is requested until the first
+    /// [`Subscription::next`].
+    pub fn subscribe(&self, transport: Transport, options: Options) -> Subscription {
+        Subscription {
+            cursor: options.since,
+            feed: poll::PollFeed::new(self.http.clone(), &self.base, transport, options),
+            ready: VecDeque::new(),
+            reconnects: 0,
+        }
+    }
+}
+
+fn refused(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
+    ClientError::Refused {
+        status: status.as_u16(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// A live feed of the chat over one transport.
+pub struct Subscription {
+    feed: poll::PollFeed,
+    /// The last id handed out (or the starting cursor).
+    cursor: Option<Cursor>,
+    ready: VecDeque<Event>,
+    reconnects: u64,
+}
+
+impl Subscription {
+    /// The next event. Waits as long as it takes (wrap it in a timeout);
+    /// retries failures by itself, resuming from the cursor.
+    pub async fn next(&mut self) -> Result<Event, ClientError> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Ok(event);
+            }
+            let batch = self.feed.fetch(self.cursor, &mut self.reconnects).await?;
+            self.accept(batch)?;
+        }
+    }
+
+    /// The id of the last message handed out, or the starting cursor.
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.cursor
+    }
+
+    /// How many times a request failed and was retried.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// Queues a batch in order, dropping anything already handed out.
+    fn accept(&mut self, batch: Batch) -> Result<(), ClientError> {
+        if batch.missed > 0 {
+            self.ready.push_back(Event::Gap {
+                missed: batch.missed,
+            });
+        }
+        for raw in batch.messages {
+            let message: Message = serde_json::from_str(raw.get())
+                .map_err(|e| ClientError::Protocol(format!("message: {e}")))?;
+            if self.cursor.is_some_and(|c| !c.is_before(message.id)) {
+                continue;
+            }
+            self.cursor = Some(Cursor::after(message.id));
+            self.ready.push_back(Event::Message {
+                message,
+                raw: Bytes::copy_from_slice(raw.get().as_bytes()),
+            });
+        }
+        if self.cursor.is_none() {
+            self.cursor = Some(batch.cursor);
+        }
+        Ok(())
+    }
+}
+
+/// One answer's worth of events, as every transport reports it.
+#[derive(Debug, Deserialize)]
+struct Batch {
+    messages: Vec<Box<RawValue>>,
+    cursor: Cursor,
+    #[serde(default)]
+    missed: u64,
+}
+
+/// Exponential backoff with full jitter: a random pause up to
+/// `min * 2^attempt`, capped at `max`.
+fn backoff(options: &Options, attempt: u32) -> Duration {
+    let ceiling = options
+        .min_backoff
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(options.max_backoff);
+    ceiling
+        .mul_f64(rand::random::<f64>())
+        .max(options.min_backoff / 2)
+}

@@ -1,0 +1,91 @@
+//! Regular polling and long polling: the same request, held or not.
+
+use std::time::Duration;
+
+use crate::{Batch, ClientError, Cursor, Options, Transport, backoff, refused};
+
+/// Requests pages of messages after a cursor.
+pub(crate) struct PollFeed {
+    http: reqwest::Client,
+    url: String,
+    long: bool,
+    options: Options,
+    /// Whether the next request should wait `poll_interval` first.
+    pause: bool,
+}
+
+impl PollFeed {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: &str,
+        transport: Transport,
+        options: Options,
+    ) -> Self {
+        let (path, long) = match transport {
+            Transport::Polling => ("/polling/messages", false),
+            Transport::Longpoll => ("/longpoll/messages", true),
+        };
+        PollFeed {
+            http,
+            url: format!("{base}{path}"),
+            long,
+            options,
+            pause: false,
+        }
+    }
+
+    /// One successful answer, retrying failures with backoff.
+    pub(crate) async fn fetch(
+        &mut self,
+        cursor: Option<Cursor>,
+        reconnects: &mut u64,
+    ) -> Result<Batch, ClientError> {
+        if self.pause && !self.long {
+            tokio::time::sleep(self.options.poll_interval).await;
+        }
+        let mut attempt = 0;
+        loop {
+            match self.request(cursor).await {
+                Ok(batch) => {
+                    // A full page means more is waiting: ask again at once.
+                    self.pause = batch.messages.len() < MAX_PAGE;
+                    return Ok(batch);
+                }
+                Err(ClientError::Refused { status, body }) if status < 500 => {
+                    return Err(ClientError::Refused { status, body });
+                }
+                Err(_) => {
+                    *reconnects += 1;
+                    tokio::time::sleep(backoff(&self.options, attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    async fn request(&self, cursor: Option<Cursor>) -> Result<Batch, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(cursor) = cursor {
+            query.push(("since", cursor.to_string()));
+        }
+        let mut request = self.http.get(&self.url);
+        if self.long {
+            query.push(("wait_s", self.options.wait_s.to_string()));
+            // Allow the server its full hold, plus time to answer.
+            request = request.timeout(Duration::from_secs(self.options.wait_s + 10));
+        } else {
+            request = request.timeout(Duration::from_secs(30));
+        }
+        let response = request.query(&query).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("page: {e}")))
+    }
+}
+
+/// The server's largest page (the contract's default and maximum `limit`):
+/// an answer this full means more is waiting.
+const MAX_PAGE: usize = 500;

@@ -1,0 +1,12 @@
+//! `chat-demo`: every transport on one port over one store, and the page.
+//!
+//! Run with `cargo run --release` (at the workspace root), then open
+//! <http://127.0.0.1:8080>. `--help` lists every setting.
+
+fn main() -> anyhow::Result<()> {
+    chat_http::run_binary(
+        "chat-demo",
+        "One chat, four transports: polling, long polling, SSE and WebSocket side by side",
+        chat_demo::MOUNTS,
+    )
+}

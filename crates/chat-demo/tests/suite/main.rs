@@ -1,0 +1,11 @@
+//! The behaviour suite: real servers on port 0, real clients.
+//!
+//! One test binary (faster to build than one per file), one module per
+//! subject. `helpers` has `spawn_app`, which every test starts from.
+
+mod accounting;
+mod api;
+mod behaviour;
+mod helpers;
+mod longpoll;
+mod polling;

@@ -1,0 +1,205 @@
+//! Starting, running and stopping a server: the shared state, the app that
+//! mounts the transports, graceful shutdown, and the binaries' `main`.
+
+use std::any::Any;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Extensions, ServerHandle};
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpRequest, HttpServer, web};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use chat_store::Store;
+
+use crate::api;
+use crate::config::Config;
+use crate::stats::Stats;
+
+/// The page may load scripts, styles and connections from its own origin
+/// only; no inline script can run, even if user text were ever mistaken for
+/// HTML.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Everything a handler needs, shared by every worker.
+#[derive(Clone)]
+pub struct AppState {
+    /// The one message store.
+    pub store: Arc<Store>,
+    /// Per-transport counters.
+    pub stats: Arc<Stats>,
+    /// The server's settings.
+    pub config: Arc<Config>,
+    /// Cancelled when the server starts shutting down: held long polls answer,
+    /// streams end, sockets close with 1001.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// A fresh store and fresh counters for `config`.
+    pub fn new(config: Config) -> Self {
+        AppState {
+            store: Arc::new(Store::new(config.store())),
+            stats: Arc::new(Stats::default()),
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// A transport's routes: each transport crate exports one `mount` of this type.
+pub type Mount = fn(&mut web::ServiceConfig);
+
+/// A handle on the socket under a request, to cut the connection off when
+/// actix cannot: a streaming response whose client stops reading is never
+/// polled again, so it cannot end itself. Shutting the socket down wakes the
+/// connection with an error and frees it.
+#[derive(Clone)]
+pub struct ConnectionHandle(Arc<socket2::Socket>);
+
+impl ConnectionHandle {
+    /// The handle of the connection `req` arrived on.
+    pub fn of(req: &HttpRequest) -> Option<Self> {
+        req.conn_data::<ConnectionHandle>().cloned()
+    }
+
+    /// Resets the connection: no FIN after unsent data, an RST now, so a
+    /// stalled client's kernel buffers are dropped too.
+    pub fn abort(&self) {
+        // Both calls fail only if the socket is already closed, which is the
+        // outcome wanted.
+        let _ = self.0.set_linger(Some(Duration::ZERO));
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Ok(socket) = socket2::SockRef::from(tcp).try_clone()
+    {
+        ext.insert(ConnectionHandle(Arc::new(socket)));
+    }
+}
+
+/// A server started by [`start`].
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state (tests read the store and counters through it).
+    pub state: AppState,
+    handle: ServerHandle,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Graceful shutdown: tell every held request and stream to finish,
+    /// stop accepting, and wait (up to `shutdown_timeout`) for in-flight
+    /// requests to be answered.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.state.shutdown.cancel();
+        self.handle.stop(true).await;
+        self.task.await.map_err(io::Error::other)?
+    }
+}
+
+/// Starts a server on `listener` with the shared endpoints, the given
+/// transports and the page. Must be called inside a Tokio runtime.
+pub fn start(
+    listener: TcpListener,
+    state: AppState,
+    mounts: &[Mount],
+) -> io::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let data = web::Data::new(state.clone());
+    let mounts = mounts.to_vec();
+    let web_dir = state.config.web_dir.clone();
+    let mut server = HttpServer::new(move || {
+        let mut app = App::new().app_data(data.clone()).configure(api::mount);
+        for mount in &mounts {
+            app = app.configure(*mount);
+        }
+        app.service(
+            web::scope("")
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                )
+                .service(actix_files::Files::new("/", &web_dir).index_file("index.html")),
+        )
+        .default_service(web::to(api::not_found))
+    })
+    .listen(listener)?
+    .on_connect(remember_socket)
+    // By default actix lets a client half-close its side and still waits to
+    // answer it, which also means a client that *hangs up* during a held
+    // long poll is only noticed when the answer is finally written. Treating
+    // EOF as "gone" drops the held request at once.
+    .h1_allow_half_closed(false)
+    .disable_signals()
+    .shutdown_timeout(state.config.shutdown_timeout);
+    if state.config.workers > 0 {
+        server = server.workers(state.config.workers);
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(RunningServer {
+        addr,
+        state,
+        handle,
+        task,
+    })
+}
+
+/// Command line of every server binary.
+#[derive(Debug, Parser)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// The `main` of every server binary: parse flags, log through `tracing`,
+/// listen, print the address, and shut down gracefully on Ctrl-C or SIGTERM.
+pub fn run_binary(name: &'static str, about: &'static str, mounts: &[Mount]) -> anyhow::Result<()> {
+    let matches = Cli::command().name(name).about(about).get_matches();
+    let config = Cli::from_arg_matches(&matches)?.config;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(config.addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
+        let server = start(listener, AppState::new(config), mounts)?;
+        println!("{name} listening on http://{}", server.addr);
+        tracing::info!(addr = %server.addr, "started");
+        shutdown_signal().await?;
+        tracing::info!("shutting down: answering held requests and closing streams");
+        server.shutdown().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() -> io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = term.recv() => Ok(()),
+    }
+}

@@ -1,0 +1,108 @@
+//! # Long polling: ask, and the server holds the answer until there is news
+//!
+//! Regular polling with one change: when nothing is new, the server does not
+//! answer "nothing" at once. It holds the request until a message arrives or
+//! `wait_s` seconds pass, then answers exactly like polling. The client asks
+//! again the moment it has an answer, so there is almost always one request
+//! waiting on the server, and a message reaches the client as soon as it is
+//! stored.
+//!
+//! ## On the wire
+//!
+//! ```text
+//! GET /longpoll/messages?since=16&wait_s=25 HTTP/1.1
+//!                                   … held until message 17 is stored …
+//! HTTP/1.1 200 OK
+//! content-length: 121
+//! content-type: application/json
+//! cache-control: no-store
+//! date: …
+//!
+//! {"messages":[{"id":17,…}],"cursor":17}
+//! ```
+//!
+//! The body is [`chat_polling::page_body`]: long polling answers exactly like
+//! polling, only *when* differs. After `wait_s` (default 25, clamped to 1 to
+//! 55, below the 60 s idle timeout of common proxies) the answer is an empty
+//! list and the same cursor.
+//!
+//! ## What the server holds per client
+//!
+//! One parked future per held request: the request, and a receiver on the
+//! store's watch channel. No thread and no task of its own, no timer wheel
+//! entry beyond the one `sleep`. Every held request is woken by the append
+//! that passes its cursor. If the client hangs up, actix drops the handler's
+//! future, and with it the receiver: nothing is left behind (the
+//! `open` counter in `/api/stats` and `Store::waiting` show it).
+//!
+//! ## What it costs
+//!
+//! A request and response head per *delivery* rather than per interval, and
+//! one more per `wait_s` of silence. Messages that arrive while the answer
+//! is on its way wait for the next request, so a burst is delivered in a few
+//! large answers rather than one each.
+//!
+//! ## Disconnects and shutdown
+//!
+//! The cursor makes it lossless: a message stored between two requests is in
+//! the next answer, because the client asks for everything after its cursor,
+//! not for "what is new since you last answered me". On shutdown every held
+//! request is answered at once (empty, same cursor), not cut, and the client
+//! reconnects to whichever server is up with the same cursor.
+
+use std::time::Duration;
+
+use actix_web::web::{self, Data};
+use actix_web::{HttpRequest, HttpResponse};
+
+use chat_http::accounting::count_bytes;
+use chat_http::config::LONGPOLL_WAIT_RANGE_S;
+use chat_http::{ApiError, AppState, Query, Transport};
+use chat_polling::{page_limit, page_response};
+
+/// Where this transport is mounted.
+pub const PREFIX: &str = "/longpoll";
+
+/// Adds `GET /longpoll/messages` to an app.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(PREFIX)
+            .wrap(count_bytes(Transport::Longpoll))
+            .route("/messages", web::get().to(messages)),
+    );
+}
+
+/// `GET /longpoll/messages?since=N&wait_s=S`: everything after `N`, as soon
+/// as there is something, or an empty list after `S` seconds.
+async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(&req)?;
+    let since = query.since()?;
+    let limit = page_limit(&query)?;
+    let wait = wait_time(&query, &state)?;
+
+    let mut page = state.store.read(since, limit)?;
+    if page.messages.is_empty() && page.missed == 0 {
+        // Nothing yet: park until an append passes the cursor, the wait runs
+        // out, or the server shuts down. Dropping this future (the client
+        // hung up) drops all three.
+        let cursor = page.cursor;
+        tokio::select! {
+            _ = state.store.wait_beyond(cursor) => {
+                page = state.store.read(Some(cursor), limit)?;
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    }
+    Ok(page_response(&state, Transport::Longpoll, &page))
+}
+
+/// `wait_s`, clamped to [`LONGPOLL_WAIT_RANGE_S`]; the configured default
+/// when absent.
+fn wait_time(query: &Query, state: &AppState) -> Result<Duration, ApiError> {
+    let seconds = query
+        .number::<u64>("wait_s")?
+        .unwrap_or(state.config.longpoll_wait)
+        .clamp(*LONGPOLL_WAIT_RANGE_S.start(), *LONGPOLL_WAIT_RANGE_S.end());
+    Ok(Duration::from_secs(seconds))
+}

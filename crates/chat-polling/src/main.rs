@@ -1,0 +1,12 @@
+//! `chat-polling`: the chat over regular polling alone, with the shared
+//! `POST /api/messages`, `GET /api/stats` and the page.
+//!
+//! Run with `cargo run -p chat-polling -- --addr 127.0.0.1:8081`.
+
+fn main() -> anyhow::Result<()> {
+    chat_http::run_binary(
+        "chat-polling",
+        "The chat over regular polling only",
+        &[chat_polling::mount],
+    )
+}
