@@ -11,4 +11,9 @@
 use chat_http::Mount;
 
 /// Every transport the demo serves, in the order the page shows them.
-pub const MOUNTS: &[Mount] = &[chat_polling::mount, chat_longpoll::mount];
+pub const MOUNTS: &[Mount] = &[
+    chat_polling::mount,
+    chat_longpoll::mount,
+    chat_sse::mount,
+    chat_websocket::mount,
+];

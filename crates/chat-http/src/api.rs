@@ -55,6 +55,12 @@ pub enum ApiError {
     /// The cursor is ahead of the newest message.
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    /// A WebSocket upgrade from a page on another origin.
+    #[error("origin {0:?} may not open a WebSocket here")]
+    CrossOrigin(String),
+    /// A request to a WebSocket endpoint that is not a valid upgrade.
+    #[error("not a WebSocket upgrade: {0}")]
+    NotWebSocket(String),
 }
 
 impl ApiError {
@@ -69,6 +75,8 @@ impl ApiError {
             ApiError::Payload(_) => "bad_body",
             ApiError::BadQuery { .. } => "invalid_query",
             ApiError::Cursor(_) => "cursor_ahead",
+            ApiError::CrossOrigin(_) => "cross_origin",
+            ApiError::NotWebSocket(_) => "not_websocket",
         }
     }
 }
@@ -83,6 +91,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -1,0 +1,144 @@
+//! # Server-sent events: one long response, one event per message
+//!
+//! The browser opens `new EventSource("/sse/events?since=N")`: a plain GET
+//! whose response never ends. The server writes one event per message as it
+//! is stored, and the browser's `EventSource` parses them, remembers the last
+//! `id:` it saw, and reconnects by itself with `Last-Event-ID` if the
+//! connection drops. Sends go the other way over `POST /api/messages`.
+//!
+//! ## On the wire
+//!
+//! ```text
+//! GET /sse/events?since=16 HTTP/1.1
+//! accept: text/event-stream
+//!
+//! HTTP/1.1 200 OK
+//! transfer-encoding: chunked
+//! content-type: text/event-stream
+//! content-encoding: identity
+//! cache-control: no-cache
+//! x-accel-buffering: no
+//!
+//! retry: 1000
+//!
+//! id: 17
+//! data: {"id":17,"user":"ana","text":"hello","sent_at_ms":…,"via":"sse"}
+//!
+//! : keep-alive
+//!
+//! ```
+//!
+//! Each event is a chunk of its own, so a message costs its JSON plus
+//! `id: 17\ndata: ` and `\n\n` (about 16 bytes) plus the chunk framing
+//! (`52\r\n` … `\r\n`, 6 or 7 bytes). A cursor that predates the history gets
+//! `event: gap` with `data: {"missed":K}` first. After 15 s without events a
+//! comment line keeps proxies and the browser from timing the stream out.
+//!
+//! Three headers matter in production. `cache-control: no-cache` keeps caches
+//! out. `x-accel-buffering: no` tells nginx not to buffer the response (it
+//! would otherwise hold events until a buffer fills). And
+//! `content-encoding: identity` makes actix-web's `Compress` middleware leave
+//! the stream alone: a gzip encoder buffers its output, so a compressed event
+//! stream delivers nothing until kilobytes have piled up.
+//!
+//! Event data is the store's JSON, which never contains a raw line break
+//! (JSON escapes them), so a message whose text holds `\nid: 9` or
+//! `\nevent: x` is still exactly one event with the right id.
+//! actix-web-lab 0.29.1 and later also split any line breaks in data into
+//! separate `data:` lines rather than letting them inject fields.
+//!
+//! ## What the server holds per client
+//!
+//! An open response, a small mailbox ([`MAILBOX`] events) between the
+//! connection's task and the response body, and the task itself, parked on
+//! the store's watch channel between messages (see `connection.rs`).
+//!
+//! ## Slow readers
+//!
+//! A client that stops reading stops actix from polling the response body,
+//! the mailbox fills, and the task waits. While it waits it watches how far
+//! the chat moves on: once the client is more than `--backlog` messages
+//! behind, the task resets the connection. Memory per stalled client stays
+//! at the mailbox plus actix's write buffer; other clients never wait for it.
+//! Its `EventSource` reconnects with `Last-Event-ID` and catches up from the
+//! store's history, losing nothing.
+//!
+//! ## Disconnects and shutdown
+//!
+//! When the client goes away the response body is dropped, the mailbox
+//! closes, and the task ends. On shutdown every stream ends cleanly (the
+//! final empty chunk is sent); the browser reconnects after `retry:` with its
+//! `Last-Event-ID`, to whichever server is up.
+
+mod connection;
+
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::{self, Data};
+use actix_web::{HttpRequest, Responder};
+use actix_web_lab::sse::Sse;
+
+use chat_http::accounting::count_bytes;
+use chat_http::config::DEFAULT_SSE_RETRY_MS;
+use chat_http::{ApiError, AppState, ConnectionHandle, Query, Transport};
+use chat_store::Cursor;
+
+/// Where this transport is mounted.
+pub const PREFIX: &str = "/sse";
+/// Events that may wait between a connection's task and its response body.
+pub const MAILBOX: usize = 16;
+/// Messages read from the store at a time.
+pub const BATCH: usize = 100;
+
+/// Adds `GET /sse/events` to an app.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(PREFIX)
+            .wrap(count_bytes(Transport::Sse))
+            .route("/events", web::get().to(events)),
+    );
+}
+
+/// `GET /sse/events?since=N`: an event stream of everything after `N`, then
+/// every new message. `Last-Event-ID` (sent by a reconnecting browser) takes
+/// precedence over `since`.
+async fn events(req: HttpRequest, state: Data<AppState>) -> Result<impl Responder, ApiError> {
+    let since = match last_event_id(&req)? {
+        Some(cursor) => Some(cursor),
+        None => Query::parse(&req)?.since()?,
+    };
+    // Read the first page here, so a bogus cursor is a 400, not a stream.
+    let first = state.store.read(since, BATCH)?;
+
+    let (mailbox, events) = tokio::sync::mpsc::channel(MAILBOX);
+    tokio::spawn(connection::run(
+        state.get_ref().clone(),
+        first,
+        mailbox,
+        ConnectionHandle::of(&req),
+    ));
+    Ok(Sse::from_infallible_receiver(events)
+        .with_retry_duration(Duration::from_millis(DEFAULT_SSE_RETRY_MS))
+        .customize()
+        .insert_header((
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        )))
+}
+
+/// The `Last-Event-ID` header as a cursor, if present.
+fn last_event_id(req: &HttpRequest) -> Result<Option<Cursor>, ApiError> {
+    let Some(value) = req.headers().get("last-event-id") else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|id| Some(Cursor(id)))
+        .ok_or_else(|| ApiError::BadQuery {
+            name: "Last-Event-ID",
+            reason: format!("must be a message id, got {value:?}"),
+        })
+}

@@ -1,0 +1,12 @@
+//! `chat-sse`: the chat over server-sent events alone, with the shared
+//! `POST /api/messages`, `GET /api/stats` and the page.
+//!
+//! Run with `cargo run -p chat-sse -- --addr 127.0.0.1:8083`.
+
+fn main() -> anyhow::Result<()> {
+    chat_http::run_binary(
+        "chat-sse",
+        "The chat over server-sent events only",
+        &[chat_sse::mount],
+    )
+}
