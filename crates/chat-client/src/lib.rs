@@ -4,8 +4,9 @@
 //! this crate, so every one of them exercises the same client logic the page
 //! has in JavaScript:
 //!
-//! - [`Client::send`] posts a message (`POST /api/messages`) with a
-//!   `client_msg_id`, so a retried send is stored once.
+//! - [`Client::send`] sends a message: `POST /api/messages`, or a `send`
+//!   frame over a WebSocket when `via` is `websocket`. With a
+//!   `client_msg_id`, a retried send is stored once.
 //! - [`Client::subscribe`] opens a [`Subscription`] on any [`Transport`];
 //!   [`Subscription::next`] yields [`Event`]s in id order.
 //!
@@ -28,6 +29,8 @@ use serde_json::value::RawValue;
 pub use chat_store::{Cursor, Message, MessageId, Via};
 
 mod poll;
+mod sse;
+mod ws;
 
 /// The four transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,11 +39,20 @@ pub enum Transport {
     Polling,
     /// Long polling with [`Options::wait_s`].
     Longpoll,
+    /// Server-sent events, reconnecting with `Last-Event-ID`.
+    Sse,
+    /// WebSocket, reconnecting with `since`.
+    Websocket,
 }
 
 impl Transport {
     /// Every transport this client speaks.
-    pub const ALL: [Transport; 2] = [Transport::Polling, Transport::Longpoll];
+    pub const ALL: [Transport; 4] = [
+        Transport::Polling,
+        Transport::Longpoll,
+        Transport::Sse,
+        Transport::Websocket,
+    ];
 
     /// The wire name (`via`, `/api/stats` key).
     pub fn as_str(self) -> &'static str {
@@ -52,6 +64,8 @@ impl Transport {
         match self {
             Transport::Polling => Via::Polling,
             Transport::Longpoll => Via::Longpoll,
+            Transport::Sse => Via::Sse,
+            Transport::Websocket => Via::Websocket,
         }
     }
 }
@@ -124,8 +138,9 @@ pub enum ClientError {
 pub struct Sent {
     /// The stored message.
     pub message: Message,
-    /// `true` for 201 (stored now), `false` for 200 (stored before).
-    pub created: bool,
+    /// `Some(true)` for 201 (stored now), `Some(false)` for 200 (stored
+    /// before); `None` over WebSocket, whose ack does not say.
+    pub created: Option<bool>,
 }
 
 /// A client for one server.
@@ -149,7 +164,8 @@ impl Client {
         &self.base
     }
 
-    /// `POST /api/messages`.
+    /// Sends a message: over a fresh WebSocket (waiting for the ack) when
+    /// `via` is `websocket`, with `POST /api/messages` otherwise.
     pub async fn send(
         &self,
         user: &str,
@@ -157,6 +173,21 @@ impl Client {
         client_msg_id: Option<&str>,
         via: Via,
     ) -> Result<Sent, ClientError> {
+        if via == Via::Websocket {
+            let json = ws::send_once(
+                &self.base,
+                serde_json::json!({
+                    "type": "send", "user": user, "text": text, "client_msg_id": client_msg_id,
+                }),
+            )
+            .await?;
+            let message = serde_json::from_str(&json)
+                .map_err(|e| ClientError::Protocol(format!("message frame: {e}")))?;
+            return Ok(Sent {
+                message,
+                created: None,
+            });
+        }
         let response = self
             .http
             .post(format!("{}/api/messages", self.base))
@@ -174,7 +205,7 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("send answer: {e}")))?;
         Ok(Sent {
             message,
-            created: status == reqwest::StatusCode::CREATED,
+            created: Some(status == reqwest::StatusCode::CREATED),
         })
     }
 
@@ -193,7 +224,18 @@ impl Client {
     pub fn subscribe(&self, transport: Transport, options: Options) -> Subscription {
         Subscription {
             cursor: options.since,
-            feed: poll::PollFeed::new(self.http.clone(), &self.base, transport, options),
+            feed: match transport {
+                Transport::Polling | Transport::Longpoll => Feed::Poll(poll::PollFeed::new(
+                    self.http.clone(),
+                    &self.base,
+                    transport == Transport::Longpoll,
+                    options,
+                )),
+                Transport::Sse => {
+                    Feed::Sse(sse::SseFeed::new(self.http.clone(), &self.base, options))
+                }
+                Transport::Websocket => Feed::Ws(ws::WsFeed::new(&self.base, options)),
+            },
             ready: VecDeque::new(),
             reconnects: 0,
         }
@@ -207,9 +249,16 @@ fn refused(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
+/// The transport-specific half of a subscription.
+enum Feed {
+    Poll(poll::PollFeed),
+    Sse(sse::SseFeed),
+    Ws(ws::WsFeed),
+}
+
 /// A live feed of the chat over one transport.
 pub struct Subscription {
-    feed: poll::PollFeed,
+    feed: Feed,
     /// The last id handed out (or the starting cursor).
     cursor: Option<Cursor>,
     ready: VecDeque<Event>,
@@ -224,7 +273,12 @@ impl Subscription {
             if let Some(event) = self.ready.pop_front() {
                 return Ok(event);
             }
-            let batch = self.feed.fetch(self.cursor, &mut self.reconnects).await?;
+            let (cursor, reconnects) = (self.cursor, &mut self.reconnects);
+            let batch = match &mut self.feed {
+                Feed::Poll(feed) => feed.fetch(cursor, reconnects).await?,
+                Feed::Sse(feed) => feed.fetch(cursor, reconnects).await?,
+                Feed::Ws(feed) => feed.fetch(cursor, reconnects).await?,
+            };
             self.accept(batch)?;
         }
     }
@@ -234,9 +288,20 @@ impl Subscription {
         self.cursor
     }
 
-    /// How many times a request failed and was retried.
+    /// How many times a request or connection failed and was retried.
     pub fn reconnects(&self) -> u64 {
         self.reconnects
+    }
+
+    /// Drops the current connection (SSE, WebSocket) so that the next
+    /// [`Subscription::next`] reconnects from the cursor, as after a network
+    /// failure. Polling has no connection to drop.
+    pub fn disconnect(&mut self) {
+        match &mut self.feed {
+            Feed::Poll(_) => {}
+            Feed::Sse(feed) => feed.disconnect(),
+            Feed::Ws(feed) => feed.disconnect(),
+        }
     }
 
     /// Queues a batch in order, dropping anything already handed out.
@@ -258,7 +323,7 @@ impl Subscription {
                 raw: Bytes::copy_from_slice(raw.get().as_bytes()),
             });
         }
-        if self.cursor.is_none() {
+        if self.cursor.is_none() && batch.missed == 0 {
             self.cursor = Some(batch.cursor);
         }
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Batch, ClientError, Cursor, Options, Transport, backoff, refused};
+use crate::{Batch, ClientError, Cursor, Options, backoff, refused};
 
 /// Requests pages of messages after a cursor.
 pub(crate) struct PollFeed {
@@ -15,15 +15,11 @@ pub(crate) struct PollFeed {
 }
 
 impl PollFeed {
-    pub(crate) fn new(
-        http: reqwest::Client,
-        base: &str,
-        transport: Transport,
-        options: Options,
-    ) -> Self {
-        let (path, long) = match transport {
-            Transport::Polling => ("/polling/messages", false),
-            Transport::Longpoll => ("/longpoll/messages", true),
+    pub(crate) fn new(http: reqwest::Client, base: &str, long: bool, options: Options) -> Self {
+        let path = if long {
+            "/longpoll/messages"
+        } else {
+            "/polling/messages"
         };
         PollFeed {
             http,

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, sleep_until};
 
@@ -219,11 +221,7 @@ async fn handle_send(
     }
 }
 
-async fn refuse(
-    session: &mut Session,
-    code: &str,
-    message: &str,
-) -> Result<(), actix_ws::Closed> {
+async fn refuse(session: &mut Session, code: &str, message: &str) -> Result<(), actix_ws::Closed> {
     session
         .text(frame(&ServerFrame::Error { code, message }))
         .await

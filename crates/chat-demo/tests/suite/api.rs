@@ -68,14 +68,14 @@ async fn client_msg_id_makes_retries_idempotent() {
         .send("ana", "hello", Some("b3f1"), chat_client::Via::Api)
         .await
         .expect("sent");
-    assert!(first.created);
+    assert_eq!(first.created, Some(true));
     for _ in 0..3 {
         let again = app
             .client
             .send("ana", "hello", Some("b3f1"), chat_client::Via::Api)
             .await
             .expect("sent");
-        assert!(!again.created);
+        assert_eq!(again.created, Some(false));
         assert_eq!(again.message, first.message);
     }
     let other = app
@@ -83,7 +83,7 @@ async fn client_msg_id_makes_retries_idempotent() {
         .send("bob", "hello", Some("b3f1"), chat_client::Via::Api)
         .await
         .expect("sent");
-    assert!(other.created);
+    assert_eq!(other.created, Some(true));
     assert_eq!(app.server.state.store.stats().last_id, 2);
 }
 
