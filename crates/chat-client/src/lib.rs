@@ -298,10 +298,11 @@ impl Subscription {
     /// failure. Polling has no connection to drop.
     pub fn disconnect(&mut self) {
         match &mut self.feed {
-            Feed::Poll(_) => {}
+            Feed::Poll(_) => return,
             Feed::Sse(feed) => feed.disconnect(),
             Feed::Ws(feed) => feed.disconnect(),
         }
+        self.reconnects += 1;
     }
 
     /// Queues a batch in order, dropping anything already handed out.

@@ -44,7 +44,7 @@ impl SseFeed {
         loop {
             let events = match &mut self.events {
                 Some(events) => events,
-                None => match self.connect(cursor).await {
+                None => match connect(&self.http, &self.url, cursor).await {
                     Ok(events) => self.events.insert(events),
                     Err(ClientError::Refused { status, body }) if status < 500 => {
                         return Err(ClientError::Refused { status, body });
@@ -73,12 +73,16 @@ impl SseFeed {
             }
         }
     }
+}
 
-    async fn connect(&self, cursor: Option<Cursor>) -> Result<Events, ClientError> {
-        let mut request = self
-            .http
-            .get(&self.url)
-            .header("accept", "text/event-stream");
+/// Opens the stream, resuming after `cursor`.
+async fn connect(
+    http: &reqwest::Client,
+    url: &str,
+    cursor: Option<Cursor>,
+) -> Result<Events, ClientError> {
+    {
+        let mut request = http.get(url).header("accept", "text/event-stream");
         if let Some(cursor) = cursor {
             // What a browser's EventSource sends when it reconnects.
             request = request.header("last-event-id", cursor.to_string());

@@ -15,7 +15,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub(crate) struct WsFeed {
     url: String,
     options: Options,
-    socket: Option<Socket>,
+    /// Boxed: a socket is a few hundred bytes, an idle feed need not be.
+    socket: Option<Box<Socket>>,
 }
 
 /// `ws://host/ws` for `http://host`.
@@ -48,7 +49,7 @@ impl WsFeed {
             let socket = match &mut self.socket {
                 Some(socket) => socket,
                 None => match connect(&self.url, cursor).await {
-                    Ok(socket) => self.socket.insert(socket),
+                    Ok(socket) => self.socket.insert(Box::new(socket)),
                     Err(ClientError::Refused { status, body }) if status < 500 => {
                         return Err(ClientError::Refused { status, body });
                     }

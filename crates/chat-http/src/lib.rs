@@ -16,6 +16,8 @@
 //! - [`accounting`]: the middleware that counts bytes *on the wire*, heads and
 //!   framing included, so that `bytes_out / messages_delivered` is the real
 //!   cost of a message on each transport.
+//! - [`backlog`]: the slow-reader rule of the streaming transports: how far
+//!   behind the live chat a client may fall before it is cut off.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
 //!   requests and streams listen to, the static page, and [`run_binary`], the
@@ -27,11 +29,13 @@
 
 pub mod accounting;
 pub mod api;
+pub mod backlog;
 pub mod config;
 pub mod server;
 pub mod stats;
 
 pub use api::{ApiError, Query};
+pub use backlog::Backlog;
 pub use config::Config;
 pub use server::{AppState, ConnectionHandle, Mount, RunningServer, run_binary, start};
 pub use stats::{Counters, StatsBody, Transport};

@@ -136,13 +136,14 @@ pub fn start(
         )
         .default_service(web::to(api::not_found))
     })
-    .listen(listener)?
+    // Connection settings first: `listen` captures them.
     .on_connect(remember_socket)
     // By default actix lets a client half-close its side and still waits to
     // answer it, which also means a client that *hangs up* during a held
     // long poll is only noticed when the answer is finally written. Treating
     // EOF as "gone" drops the held request at once.
     .h1_allow_half_closed(false)
+    .listen(listener)?
     .disable_signals()
     .shutdown_timeout(state.config.shutdown_timeout);
     if state.config.workers > 0 {

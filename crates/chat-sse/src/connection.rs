@@ -5,7 +5,7 @@ use actix_web_lab::sse::{Data, Event};
 use bytestring::ByteString;
 use tokio::sync::mpsc::Sender;
 
-use chat_http::{AppState, ConnectionHandle, Transport};
+use chat_http::{AppState, Backlog, ConnectionHandle, Transport};
 use chat_store::{Cursor, Page};
 
 use crate::BATCH;
@@ -20,11 +20,20 @@ pub(crate) async fn run(
 ) {
     let counters = state.stats.of(Transport::Sse);
     let keep_alive = state.config.sse_keepalive();
+    let backlog = Backlog::new(&state.store, state.config.backlog);
     let mut page = first;
     loop {
         if page.missed > 0 {
             let gap = Data::new(format!("{{\"missed\":{}}}", page.missed)).event("gap");
-            if !deliver(&state, &mailbox, gap.into(), page.cursor, &connection).await {
+            if !deliver(
+                &state,
+                &mailbox,
+                gap.into(),
+                (page.cursor, backlog),
+                &connection,
+            )
+            .await
+            {
                 return;
             }
         }
@@ -40,7 +49,15 @@ pub(crate) async fn run(
                 continue;
             };
             let event = Data::new(json).id(message.id.to_string());
-            if !deliver(&state, &mailbox, event.into(), position, &connection).await {
+            if !deliver(
+                &state,
+                &mailbox,
+                event.into(),
+                (position, backlog),
+                &connection,
+            )
+            .await
+            {
                 return;
             }
             counters.delivered(1);
@@ -52,7 +69,7 @@ pub(crate) async fn run(
             _ = state.store.wait_beyond(cursor) => {}
             _ = tokio::time::sleep(keep_alive) => {
                 let comment = Event::Comment("keep-alive".into());
-                if !deliver(&state, &mailbox, comment, cursor, &connection).await {
+                if !deliver(&state, &mailbox, comment, (cursor, backlog), &connection).await {
                     return;
                 }
             }
@@ -68,20 +85,19 @@ pub(crate) async fn run(
 }
 
 /// Hands one event to the response body. Returns `false` when the connection
-/// is over: the client went away, the server is shutting down, or the client
-/// fell more than `backlog` messages behind `position` (the last message it
-/// was handed), in which case the connection is reset.
+/// is over: the client went away, the server is shutting down, or the client,
+/// handed everything up to `position`, fell too far behind the live chat
+/// (see [`Backlog`]), in which case the connection is reset.
 async fn deliver(
     state: &AppState,
     mailbox: &Sender<Event>,
     event: Event,
-    position: Cursor,
+    (position, backlog): (Cursor, Backlog),
     connection: &Option<ConnectionHandle>,
 ) -> bool {
-    let too_far = Cursor(position.0.saturating_add(state.config.backlog));
     tokio::select! {
         sent = mailbox.send(event) => sent.is_ok(),
-        _ = state.store.wait_beyond(too_far) => {
+        _ = backlog.exceeded(&state.store, position) => {
             tracing::warn!(%position, backlog = state.config.backlog, "SSE client too slow; resetting");
             if let Some(connection) = connection {
                 connection.abort();

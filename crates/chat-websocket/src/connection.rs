@@ -9,7 +9,7 @@ use actix_ws::{
 use serde::{Deserialize, Serialize};
 use tokio::time::{Instant, sleep_until};
 
-use chat_http::{AppState, ConnectionHandle, Transport};
+use chat_http::{AppState, Backlog, ConnectionHandle, Transport};
 use chat_store::{Appended, Cursor, NewMessage, Page, Via};
 
 use crate::BATCH;
@@ -69,12 +69,13 @@ pub(crate) async fn run(
     ping.reset(); // the first tick would fire at once
     let timeout = state.config.ws_timeout();
     let mut last_heard = Instant::now();
+    let backlog = Backlog::new(&state.store, state.config.backlog);
     let mut pending = Some(first);
     let mut cursor = Cursor(0);
 
     let end = loop {
         if let Some(page) = pending.take() {
-            if let Err(end) = deliver(&state, &mut session, &page).await {
+            if let Err(end) = deliver(&state, &mut session, &page, backlog).await {
                 break end;
             }
             counters.delivered(page.messages.len());
@@ -155,8 +156,14 @@ pub(crate) async fn run(
 }
 
 /// Sends a page: the gap notice if any, then each message's stored bytes as
-/// a text frame. A client more than `backlog` messages behind is reset.
-async fn deliver(state: &AppState, session: &mut Session, page: &Page) -> Result<(), End> {
+/// a text frame. A client too far behind the live chat (see [`Backlog`]) is
+/// reset.
+async fn deliver(
+    state: &AppState,
+    session: &mut Session,
+    page: &Page,
+    backlog: Backlog,
+) -> Result<(), End> {
     if page.missed > 0 {
         let gap = frame(&ServerFrame::Gap {
             missed: page.missed,
@@ -173,10 +180,9 @@ async fn deliver(state: &AppState, session: &mut Session, page: &Page) -> Result
         let Ok(text) = bytestring::ByteString::try_from(message.json.clone()) else {
             continue;
         };
-        let too_far = Cursor(position.0.saturating_add(state.config.backlog));
         tokio::select! {
             sent = session.text(text) => sent.map_err(|_| End::Gone)?,
-            _ = state.store.wait_beyond(too_far) => {
+            _ = backlog.exceeded(&state.store, position) => {
                 tracing::warn!(%position, backlog = state.config.backlog, "WebSocket client too slow; resetting");
                 return Err(End::Reset);
             }

@@ -9,3 +9,6 @@ mod behaviour;
 mod helpers;
 mod longpoll;
 mod polling;
+mod resume;
+mod sse;
+mod websocket;

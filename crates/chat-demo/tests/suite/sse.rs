@@ -1,0 +1,307 @@
+//! Server-sent events: framing, headers, resume, compression, shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use futures_util::StreamExt;
+
+use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app, spawn_with};
+
+/// Reads an SSE response from a raw socket until `until` appears in it.
+fn read_until(socket: &mut TcpStream, until: &str) -> String {
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(until) {
+        let n = socket.read(&mut buf).expect("read");
+        assert!(
+            n > 0,
+            "stream closed before {until:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+fn open_stream(app: &TestApp, path_and_headers: &str) -> TcpStream {
+    let mut socket = TcpStream::connect(app.server.addr).expect("connect");
+    write!(
+        socket,
+        "GET {path_and_headers}\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    socket
+}
+
+/// The stream opens with `retry:`, carries the contract's headers, one event
+/// per message with `id:` and the stored bytes, and is never compressed,
+/// even when the client asks for gzip.
+#[tokio::test]
+async fn stream_has_the_contract_headers_and_framing() {
+    let app = spawn_app().await;
+    let sent = app.say("ana", "hello").await;
+    let mut socket = open_stream(
+        &app,
+        "/sse/events?since=0 HTTP/1.1\r\naccept-encoding: gzip, br",
+    );
+    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, "\"via\":\"api\"}\n\n"))
+        .await
+        .expect("thread");
+    let lower = text.to_lowercase();
+    assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    for header in [
+        "content-type: text/event-stream",
+        "cache-control: no-cache",
+        "x-accel-buffering: no",
+        "transfer-encoding: chunked",
+    ] {
+        assert!(lower.contains(header), "{header} in {text}");
+    }
+    assert!(!lower.contains("content-encoding: gzip"), "{text}");
+    assert!(!lower.contains("content-encoding: br"), "{text}");
+    let body = &text[text.find("\r\n\r\n").expect("head") + 4..];
+    assert!(body.contains("retry: "), "{body}");
+    assert!(
+        body.find("retry: ") < body.find("id: 1"),
+        "retry first: {body}"
+    );
+    let stored = app
+        .server
+        .state
+        .store
+        .read(Some(chat_store::Cursor(0)), 1)
+        .expect("valid")
+        .messages[0]
+        .json
+        .clone();
+    let expected = format!("id: 1\ndata: {}\n\n", String::from_utf8_lossy(&stored));
+    assert!(body.contains(&expected), "{body}");
+    assert_eq!(sent.id.0, 1);
+}
+
+/// Text with CR, LF, `\nid: 9` and `\nevent: x` arrives as exactly one event
+/// with the right id and the text intact.
+#[tokio::test]
+async fn hostile_text_is_one_event() {
+    let app = spawn_app().await;
+    let text = "one\rtwo\nthree\nid: 9\nevent: x\n\ndata: injected";
+    let sent = app.say("ana", text).await;
+    let response = app
+        .http
+        .get(app.url("/sse/events?since=0"))
+        .send()
+        .await
+        .expect("request");
+    let mut events = response.bytes_stream().eventsource_events();
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event")
+        .expect("stream open")
+        .expect("parses");
+    assert_eq!(event.id, "1");
+    assert_eq!(event.event, "message");
+    let message: chat_client::Message = serde_json::from_str(&event.data).expect("json");
+    assert_eq!(message, sent);
+    assert_eq!(
+        message.text,
+        "one\ntwo\nthree\nid: 9\nevent: x\n\ndata: injected"
+    );
+}
+
+/// `Last-Event-ID` takes precedence over `since`; a bogus one is a 400.
+#[tokio::test]
+async fn last_event_id_takes_precedence() {
+    let app = spawn_app().await;
+    for i in 1..=5 {
+        app.say("ana", &format!("m{i}")).await;
+    }
+    let response = app
+        .http
+        .get(app.url("/sse/events?since=1"))
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .expect("request");
+    let mut events = response.bytes_stream().eventsource_events();
+    let first = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .expect("an event")
+        .expect("open")
+        .expect("parses");
+    assert_eq!(first.id, "4");
+
+    let bogus = app
+        .http
+        .get(app.url("/sse/events"))
+        .header("last-event-id", "nope")
+        .send()
+        .await
+        .expect("request");
+    crate::api::assert_error(bogus, reqwest::StatusCode::BAD_REQUEST, "invalid_query").await;
+    let ahead = app
+        .http
+        .get(app.url("/sse/events?since=99"))
+        .send()
+        .await
+        .expect("request");
+    crate::api::assert_error(ahead, reqwest::StatusCode::BAD_REQUEST, "cursor_ahead").await;
+}
+
+/// After the configured silence a comment line keeps the stream alive.
+#[tokio::test]
+async fn silence_sends_a_keep_alive_comment() {
+    let app = spawn_with(chat_http::Config {
+        sse_keepalive: 1,
+        ..chat_http::Config::default()
+    })
+    .await;
+    let mut socket = open_stream(&app, "/sse/events?since=0 HTTP/1.1");
+    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, ": keep-alive\n\n"))
+        .await
+        .expect("thread");
+    assert!(text.contains("retry: "));
+}
+
+/// Streams end cleanly on shutdown (the last chunk is sent), and the open
+/// counter is back to zero.
+#[tokio::test]
+async fn shutdown_ends_streams_cleanly() {
+    let app = spawn_app().await;
+    let mut socket = open_stream(&app, "/sse/events?since=0 HTTP/1.1");
+    eventually("the stream is open", || async {
+        app.counters("sse").await["open"] == 1
+    })
+    .await;
+    let stopping = tokio::spawn(app.server.shutdown());
+    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, "\r\n0\r\n\r\n"))
+        .await
+        .expect("thread");
+    assert!(text.ends_with("\r\n0\r\n\r\n"), "{text}");
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .expect("stopped")
+        .expect("task")
+        .expect("clean");
+}
+
+/// SSE bytes are counted to the byte: head, chunk framing, events.
+#[tokio::test]
+async fn sse_bytes_match_the_socket() {
+    let app = spawn_app().await;
+    app.say("ana", "one").await;
+    let request = "GET /sse/events?since=0 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+    let mut socket = TcpStream::connect(app.server.addr).expect("connect");
+    socket.write_all(request.as_bytes()).expect("write");
+    eventually("the stream is open", || async {
+        app.counters("sse").await["open"] == 1
+    })
+    .await;
+    app.say("bob", "two").await;
+    let counters = app.server.state.stats.clone();
+    let stopping = tokio::spawn(app.server.shutdown());
+    let read = tokio::task::spawn_blocking(move || {
+        let mut all = Vec::new();
+        socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        socket.read_to_end(&mut all).expect("read to the end");
+        all
+    })
+    .await
+    .expect("thread");
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .expect("stopped")
+        .expect("task")
+        .expect("clean");
+    let stats = counters.snapshot();
+    assert_eq!(stats.sse.bytes_in, request.len() as u64);
+    assert_eq!(stats.sse.bytes_out, read.len() as u64);
+    assert_eq!(stats.sse.messages_delivered, 2);
+    assert_eq!(stats.sse.open, 0);
+}
+
+/// The `Compress` middleware, wrapped around the SSE routes, leaves the
+/// stream uncompressed (actix-web-lab marks it `content-encoding: identity`).
+#[tokio::test]
+async fn compression_middleware_leaves_the_stream_alone() {
+    use actix_web::{App, HttpServer, middleware::Compress, web::Data};
+    let state = chat_http::AppState::new(chat_http::Config::default());
+    let data = Data::new(state.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(Compress::default())
+            .app_data(data.clone())
+            .configure(chat_sse::mount)
+            .configure(chat_polling::mount)
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .disable_signals()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let big = "x".repeat(1_500);
+    state
+        .store
+        .append(chat_store::NewMessage {
+            user: "ana".into(),
+            text: big,
+            client_msg_id: None,
+            via: chat_store::Via::Api,
+        })
+        .expect("valid");
+    let raw = |path: &str| {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut socket = TcpStream::connect(addr).expect("connect");
+            write!(
+                socket,
+                "GET {path} HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n"
+            )
+            .expect("write");
+            read_until(&mut socket, "\r\n\r\n").to_lowercase()
+        })
+    };
+    // The middleware is active: a large polling answer is compressed...
+    let polled = raw("/polling/messages?since=0").await.expect("thread");
+    assert!(polled.contains("content-encoding: gzip"), "{polled}");
+    // ...but the event stream is not.
+    let streamed = raw("/sse/events?since=0").await.expect("thread");
+    assert!(
+        streamed.contains("content-encoding: identity"),
+        "{streamed}"
+    );
+    assert!(!streamed.contains("gzip"), "{streamed}");
+    state.shutdown.cancel();
+    handle.stop(true).await;
+}
+
+/// `eventsource-stream` over a reqwest body.
+trait EventSourceExt {
+    fn eventsource_events(
+        self,
+    ) -> eventsource_stream::EventStream<
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    >;
+}
+
+impl<S> EventSourceExt for S
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static,
+{
+    fn eventsource_events(
+        self,
+    ) -> eventsource_stream::EventStream<
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    > {
+        use eventsource_stream::Eventsource;
+        let boxed: std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>,
+        > = Box::pin(self);
+        boxed.eventsource()
+    }
+}
