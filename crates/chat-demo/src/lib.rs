@@ -12,8 +12,8 @@ use chat_http::Mount;
 
 /// Every transport the demo serves, in the order the page shows them.
 pub const MOUNTS: &[Mount] = &[
-    chat_polling::mount,
-    chat_longpoll::mount,
-    chat_sse::mount,
-    chat_websocket::mount,
+    chat_polling::MOUNT,
+    chat_longpoll::MOUNT,
+    chat_sse::MOUNT,
+    chat_websocket::MOUNT,
 ];

@@ -111,6 +111,7 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(send)),
     )
     .service(web::resource("/api/stats").route(web::get().to(stats)))
+    .service(web::resource("/api/config").route(web::get().to(config)))
     .service(web::scope("/api").default_service(web::to(not_found)));
 }
 
@@ -208,6 +209,19 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
                 retained: store.retained as u64,
             },
         })
+}
+
+/// `GET /api/config`: what the page needs to know about this server: which
+/// transports it mounts (a transport's own binary mounts one) and the longest
+/// text it accepts.
+async fn config(state: Data<AppState>) -> HttpResponse {
+    let transports: Vec<&str> = state.transports.iter().map(|t| t.as_str()).collect();
+    HttpResponse::Ok()
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(serde_json::json!({
+            "transports": transports,
+            "max_text": state.config.max_text,
+        }))
 }
 
 /// A request's query parameters, parsed strictly: a parameter that is present

@@ -23,9 +23,9 @@
 //!   requests and streams listen to, the static page, and [`run_binary`], the
 //!   `main` of every binary.
 //!
-//! A transport crate exports one [`Mount`] function that adds its scope to an
-//! app; the demo server passes all four to [`start`], a transport's own
-//! binary passes just its own.
+//! A transport crate exports one [`Mount`] (`MOUNT`: its name and a function
+//! that adds its scope to an app); the demo server passes all four to
+//! [`start`], a transport's own binary passes just its own.
 
 pub mod accounting;
 pub mod api;

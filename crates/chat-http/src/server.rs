@@ -19,7 +19,7 @@ use chat_store::Store;
 
 use crate::api;
 use crate::config::Config;
-use crate::stats::Stats;
+use crate::stats::{Stats, Transport};
 
 /// The page may load scripts, styles and connections from its own origin
 /// only; no inline script can run, even if user text were ever mistaken for
@@ -40,6 +40,8 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down: held long polls answer,
     /// streams end, sockets close with 1001.
     pub shutdown: CancellationToken,
+    /// The transports this server mounts (set by [`start`]), for `/api/config`.
+    pub transports: Arc<[Transport]>,
 }
 
 impl AppState {
@@ -50,12 +52,20 @@ impl AppState {
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
+            transports: Arc::new([]),
         }
     }
 }
 
-/// A transport's routes: each transport crate exports one `mount` of this type.
-pub type Mount = fn(&mut web::ServiceConfig);
+/// A transport a server can mount: which one, and the function that adds its
+/// routes to an app. Each transport crate exports one as `MOUNT`.
+#[derive(Clone, Copy)]
+pub struct Mount {
+    /// The transport.
+    pub transport: Transport,
+    /// Adds its scope to an app.
+    pub routes: fn(&mut web::ServiceConfig),
+}
 
 /// A handle on the socket under a request, to cut the connection off when
 /// actix cannot: a streaming response whose client stops reading is never
@@ -113,17 +123,18 @@ impl RunningServer {
 /// transports and the page. Must be called inside a Tokio runtime.
 pub fn start(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     mounts: &[Mount],
 ) -> io::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    state.transports = mounts.iter().map(|m| m.transport).collect();
     let data = web::Data::new(state.clone());
     let mounts = mounts.to_vec();
     let web_dir = state.config.web_dir.clone();
     let mut server = HttpServer::new(move || {
         let mut app = App::new().app_data(data.clone()).configure(api::mount);
         for mount in &mounts {
-            app = app.configure(*mount);
+            app = app.configure(mount.routes);
         }
         app.service(
             web::scope("")

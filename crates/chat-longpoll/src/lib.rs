@@ -57,14 +57,20 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use chat_http::accounting::count_bytes;
 use chat_http::config::LONGPOLL_WAIT_RANGE_S;
-use chat_http::{ApiError, AppState, Query, Transport};
+use chat_http::{ApiError, AppState, Mount, Query, Transport};
 use chat_polling::{page_limit, page_response};
 
 /// Where this transport is mounted.
 pub const PREFIX: &str = "/longpoll";
 
+/// This transport, for [`chat_http::start`] and `run_binary`.
+pub const MOUNT: Mount = Mount {
+    transport: Transport::Longpoll,
+    routes,
+};
+
 /// Adds `GET /longpoll/messages` to an app.
-pub fn mount(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PREFIX)
             .wrap(count_bytes(Transport::Longpoll))

@@ -49,14 +49,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use chat_http::accounting::count_bytes;
 use chat_http::config::MAX_PAGE;
-use chat_http::{ApiError, AppState, Query, Transport};
+use chat_http::{ApiError, AppState, Mount, Query, Transport};
 use chat_store::Page;
 
 /// Where this transport is mounted.
 pub const PREFIX: &str = "/polling";
 
+/// This transport, for [`chat_http::start`] and `run_binary`.
+pub const MOUNT: Mount = Mount {
+    transport: Transport::Polling,
+    routes,
+};
+
 /// Adds `GET /polling/messages` to an app.
-pub fn mount(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PREFIX)
             .wrap(count_bytes(Transport::Polling))

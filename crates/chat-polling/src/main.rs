@@ -7,6 +7,6 @@ fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-polling",
         "The chat over regular polling only",
-        &[chat_polling::mount],
+        &[chat_polling::MOUNT],
     )
 }

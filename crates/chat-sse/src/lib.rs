@@ -81,7 +81,7 @@ use actix_web_lab::sse::Sse;
 
 use chat_http::accounting::count_bytes;
 use chat_http::config::DEFAULT_SSE_RETRY_MS;
-use chat_http::{ApiError, AppState, ConnectionHandle, Query, Transport};
+use chat_http::{ApiError, AppState, ConnectionHandle, Mount, Query, Transport};
 use chat_store::Cursor;
 
 /// Where this transport is mounted.
@@ -91,8 +91,14 @@ pub const MAILBOX: usize = 16;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
 
+/// This transport, for [`chat_http::start`] and `run_binary`.
+pub const MOUNT: Mount = Mount {
+    transport: Transport::Sse,
+    routes,
+};
+
 /// Adds `GET /sse/events` to an app.
-pub fn mount(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PREFIX)
             .wrap(count_bytes(Transport::Sse))

@@ -71,15 +71,21 @@ use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse, http::header};
 
 use chat_http::accounting::count_bytes;
-use chat_http::{ApiError, AppState, Config, ConnectionHandle, Query, Transport};
+use chat_http::{ApiError, AppState, Config, ConnectionHandle, Mount, Query, Transport};
 
 /// Where this transport is mounted.
 pub const PREFIX: &str = "/ws";
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
 
+/// This transport, for [`chat_http::start`] and `run_binary`.
+pub const MOUNT: Mount = Mount {
+    transport: Transport::Websocket,
+    routes,
+};
+
 /// Adds `GET /ws` to an app.
-pub fn mount(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(PREFIX)
             .wrap(count_bytes(Transport::Websocket))

@@ -312,3 +312,50 @@ pub async fn assert_error(response: reqwest::Response, status: StatusCode, code:
         "{body}"
     );
 }
+
+/// `/api/config` lists the mounted transports: all four on the demo server,
+/// one on a transport's own server.
+#[tokio::test]
+async fn config_lists_the_mounted_transports() {
+    let app = spawn_app().await;
+    let config: Value = app
+        .http
+        .get(app.url("/api/config"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        config,
+        json!({"transports": ["polling", "longpoll", "sse", "websocket"], "max_text": 2000})
+    );
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let alone = chat_http::start(
+        listener,
+        chat_http::AppState::new(chat_http::Config::default()),
+        &[chat_sse::MOUNT],
+    )
+    .expect("starts");
+    let base = format!("http://{}", alone.addr);
+    let config: Value = app
+        .http
+        .get(format!("{base}/api/config"))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["transports"], json!(["sse"]));
+    let polling = app
+        .http
+        .get(format!("{base}/polling/messages"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(polling.status(), StatusCode::NOT_FOUND);
+    alone.shutdown().await.expect("clean stop");
+}
