@@ -1,0 +1,421 @@
+// The page: one pane per transport this server mounts, side by side.
+//
+// Each pane owns one transport object (web/transports/*.js, all with the
+// same interface, described in common.js): it renders what the transport
+// delivers, sends through it, and shows what it costs. This module knows
+// nothing about the wire; the transport modules know nothing about the page.
+//
+// User text only ever reaches the page through textContent, never as HTML.
+
+import { DEFAULT_INTERVAL_MS, PollingTransport } from './transports/polling.js';
+import { LongPollTransport } from './transports/longpoll.js';
+import { SseTransport } from './transports/sse.js';
+import { WebSocketTransport } from './transports/websocket.js';
+
+/** Every transport the page knows, in the order the panes are shown. */
+const TRANSPORTS = {
+  polling: {
+    title: 'Regular polling',
+    summary: 'Asks every interval; the server answers at once, usually with nothing.',
+    create: () => new PollingTransport({ intervalMs: DEFAULT_INTERVAL_MS }),
+  },
+  longpoll: {
+    title: 'Long polling',
+    summary: 'Asks again as soon as it has an answer; the server holds each request until there is news.',
+    create: () => new LongPollTransport(),
+  },
+  sse: {
+    title: 'Server-Sent Events',
+    summary: 'One response that never ends, one event per message. Sends go over POST.',
+    create: () => new SseTransport(),
+  },
+  websocket: {
+    title: 'WebSocket',
+    summary: 'One upgraded connection: messages come down and sends go up, as frames.',
+    create: () => new WebSocketTransport(),
+  },
+};
+
+/** Message elements kept per pane; older ones are removed (the cursor stays). */
+const MAX_RENDERED = 500;
+/** Latency percentiles are taken over this many of the latest live messages. */
+const LATENCY_SAMPLES = 200;
+/** How often the costs are refreshed. */
+const STATS_EVERY_MS = 1000;
+/** Messages sent by a burst button. */
+const BURST_SIZE = 100;
+/** Screen readers hear a summary of new messages at most this often. */
+const ANNOUNCE_EVERY_MS = 10_000;
+/** Auto-send skips a tick while this many of its sends are unanswered. */
+const MAX_AUTO_IN_FLIGHT = 20;
+/** The longest text, if the server does not say (GET /api/config). */
+const DEFAULT_MAX_TEXT = 2000;
+/** A list within this many pixels of its bottom keeps following new messages. */
+const PINNED_SLACK_PX = 32;
+/** Where the user name is remembered. */
+const USER_KEY = 'chat-transports.user';
+/** Messages stored before this are history: they do not count for latency. */
+const PAGE_LOADED_AT = Date.now();
+
+const userInput = document.getElementById('user');
+const announcer = document.getElementById('announcer');
+
+/** One column: a transport and the elements that show it. */
+class Pane {
+  constructor(name, maxText) {
+    const info = TRANSPORTS[name];
+    this.name = name;
+    this.transport = info.create();
+    this.latencies = []; // ms, the latest LATENCY_SAMPLES live messages
+    this.pinned = true; // the list follows new messages
+    this.scrollQueued = false;
+    this.everConnected = false;
+    this.bursting = false;
+    this.unannounced = 0;
+    this.lastMessage = null;
+
+    const root = document.getElementById('pane-template').content.firstElementChild.cloneNode(true);
+    this.root = root;
+    root.dataset.transport = name;
+    root.setAttribute('aria-labelledby', `title-${name}`);
+    const title = root.querySelector('.pane-title');
+    title.id = `title-${name}`;
+    title.textContent = info.title;
+    root.querySelector('.pane-summary').textContent = info.summary;
+
+    this.list = root.querySelector('ol.messages');
+    this.list.setAttribute('aria-label', `Messages received by ${info.title}`);
+    this.list.tabIndex = 0; // so that keyboard users can scroll it
+    this.stats = {};
+    for (const element of root.querySelectorAll('[data-stat]')) {
+      this.stats[element.dataset.stat] = element;
+    }
+    this.form = root.querySelector('form.send');
+    this.textarea = this.form.elements.text;
+    this.textarea.id = `text-${name}`;
+    this.textarea.maxLength = maxText;
+    const label = this.form.querySelector('label');
+    label.htmlFor = this.textarea.id;
+    label.textContent = `Message to send by ${info.title}`;
+    this.status = root.querySelector('.send-status');
+    this.toggle = root.querySelector('[data-action="toggle-connection"]');
+    this.burstButton = root.querySelector('[data-action="burst"]');
+
+    this.wire();
+  }
+
+  wire() {
+    this.transport.onMessage((event) => {
+      if (event.message) this.renderMessage(event.message);
+      else if (event.gap !== undefined) {
+        this.renderNotice('gap', `${event.gap} older messages are no longer kept by the server; skipped.`);
+      } else if (event.reset) {
+        this.list.replaceChildren();
+        this.renderNotice('notice', 'The server started over with a new history (restarted?). Showing it from here.');
+      }
+    });
+    this.transport.onState((state) => this.renderState(state));
+
+    this.list.addEventListener('scroll', () => {
+      const { scrollHeight, scrollTop, clientHeight } = this.list;
+      this.pinned = scrollHeight - scrollTop - clientHeight < PINNED_SLACK_PX;
+    });
+    this.form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.sendTyped();
+    });
+    this.textarea.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.form.requestSubmit();
+      }
+    });
+    this.toggle.addEventListener('click', () => {
+      const disconnect = this.transport.running;
+      if (disconnect) this.transport.close();
+      else this.transport.connect();
+      this.toggle.setAttribute('aria-pressed', String(disconnect));
+    });
+    this.burstButton.addEventListener('click', () => this.burst());
+  }
+
+  renderMessage(message) {
+    const item = document.createElement('li');
+    item.dataset.id = String(message.id);
+    item.dataset.via = message.via;
+
+    const via = document.createElement('span');
+    via.className = 'via';
+    via.textContent = message.via;
+    const user = document.createElement('span');
+    user.className = 'user';
+    user.textContent = message.user;
+    const sent = new Date(message.sent_at_ms);
+    const time = document.createElement('time');
+    time.dateTime = sent.toISOString();
+    time.textContent = sent.toLocaleTimeString();
+    const text = document.createElement('span');
+    text.className = 'text';
+    text.textContent = message.text;
+
+    item.append(via, ' ', user, ' ', time, ' ', text);
+    this.append(item);
+
+    // History (stored before the page loaded) is neither latency nor news.
+    if (message.sent_at_ms >= PAGE_LOADED_AT) {
+      this.latencies.push(Math.max(0, Date.now() - message.sent_at_ms));
+      if (this.latencies.length > LATENCY_SAMPLES) this.latencies.shift();
+      this.unannounced += 1;
+      this.lastMessage = message;
+    }
+  }
+
+  renderNotice(className, words) {
+    const item = document.createElement('li');
+    item.className = className;
+    item.textContent = words;
+    this.append(item);
+  }
+
+  /** Appends, trims the list to MAX_RENDERED, and follows the bottom if pinned. */
+  append(item) {
+    this.list.append(item);
+    while (this.list.childElementCount > MAX_RENDERED) this.list.firstElementChild.remove();
+    if (this.pinned && !this.scrollQueued) {
+      // One scroll per frame, however many messages arrived in it.
+      this.scrollQueued = true;
+      requestAnimationFrame(() => {
+        this.scrollQueued = false;
+        this.list.scrollTop = this.list.scrollHeight;
+      });
+    }
+  }
+
+  renderState(state) {
+    this.stats.state.textContent = state;
+    this.stats.state.dataset.state = state;
+    if (state === 'connected' && !this.everConnected) {
+      this.everConnected = true;
+      markReadyIfAllConnected();
+    }
+  }
+
+  /** Refreshes the counters; `server` is this transport's part of /api/stats. */
+  renderStats(server) {
+    const client = this.transport.stats();
+    this.stats.received.textContent = String(client.received);
+    this.stats.requests.textContent = String(client.requests);
+    this.stats.empty.textContent = String(client.emptyResponses);
+    if (server) {
+      this.stats.bytes_per_msg.textContent = server.messages_delivered > 0
+        ? `${Math.round(server.bytes_out / server.messages_delivered)} B`
+        : '—';
+    }
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    this.stats.p50.textContent = formatMs(percentile(sorted, 0.5));
+    this.stats.p99.textContent = formatMs(percentile(sorted, 0.99));
+  }
+
+  async sendTyped() {
+    const text = this.textarea.value.trim();
+    if (!text) return;
+    const user = currentUser();
+    if (!user) {
+      this.say('Type your name first (top of the page).');
+      userInput.focus();
+      return;
+    }
+    // Cleared at once so the next message can be typed; put back on failure.
+    this.textarea.value = '';
+    try {
+      await this.transport.send(user, text);
+      this.say('');
+    } catch (error) {
+      if (!this.textarea.value) this.textarea.value = text;
+      this.say(`Not sent: ${error.message}`);
+    }
+  }
+
+  /** Sends BURST_SIZE messages through this pane, one after another. */
+  async burst() {
+    if (this.bursting) return;
+    const user = currentUser();
+    if (!user) {
+      this.say('Type your name first (top of the page).');
+      userInput.focus();
+      return;
+    }
+    this.bursting = true;
+    this.burstButton.setAttribute('aria-disabled', 'true');
+    this.say(`Sending ${BURST_SIZE} messages…`);
+    const started = performance.now();
+    let sent = 0;
+    try {
+      for (; sent < BURST_SIZE; sent += 1) {
+        await this.transport.send(user, `burst ${sent + 1}/${BURST_SIZE}`);
+      }
+      const seconds = ((performance.now() - started) / 1000).toFixed(2);
+      this.say(`Sent ${BURST_SIZE} messages in ${seconds} s.`);
+    } catch (error) {
+      this.say(`Burst stopped after ${sent} messages: ${error.message}`);
+    } finally {
+      this.bursting = false;
+      this.burstButton.removeAttribute('aria-disabled');
+    }
+  }
+
+  /** Shows a line under the send box (a polite live region: say little). */
+  say(words) {
+    if (this.status.textContent !== words) this.status.textContent = words;
+  }
+}
+
+/** The nearest-rank percentile of sorted numbers, or null if there are none. */
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
+}
+
+function formatMs(ms) {
+  return ms === null ? '—' : `${Math.round(ms)} ms`;
+}
+
+function readStorage(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null; // storage disabled
+  }
+}
+
+function writeStorage(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // Storage disabled: the name just isn't remembered.
+  }
+}
+
+function currentUser() {
+  return userInput.value.trim();
+}
+
+let panes = [];
+
+function markReadyIfAllConnected() {
+  if (panes.length > 0 && panes.every((pane) => pane.everConnected)) {
+    document.body.dataset.ready = 'true';
+  }
+}
+
+/** What this server mounts; without GET /api/config, assume everything. */
+async function loadConfig() {
+  try {
+    const response = await fetch('/api/config', { cache: 'no-store' });
+    if (response.ok) {
+      const config = await response.json();
+      return {
+        transports: Object.keys(TRANSPORTS).filter((name) => config.transports.includes(name)),
+        maxText: config.max_text ?? DEFAULT_MAX_TEXT,
+      };
+    }
+  } catch {
+    // Fall through.
+  }
+  return { transports: Object.keys(TRANSPORTS), maxText: DEFAULT_MAX_TEXT };
+}
+
+function setUpUser() {
+  let name = readStorage(USER_KEY);
+  if (!name) {
+    name = `guest-${1000 + Math.floor(Math.random() * 9000)}`;
+    writeStorage(USER_KEY, name);
+  }
+  userInput.value = name;
+  userInput.addEventListener('input', () => {
+    if (currentUser()) writeStorage(USER_KEY, currentUser());
+  });
+}
+
+function setUpPollInterval(pane) {
+  const controls = pane.root.querySelector('.pane-controls');
+  controls.append(document.getElementById('poll-interval-template').content.cloneNode(true));
+  const select = controls.querySelector('#poll-interval');
+  select.value = String(DEFAULT_INTERVAL_MS);
+  select.addEventListener('change', () => pane.transport.setPollInterval(Number(select.value)));
+}
+
+/** Auto-send: every tick, one message through the next connected pane. */
+function setUpAutoSend() {
+  const select = document.getElementById('rate');
+  let timer = null;
+  let turn = 0;
+  let count = 0;
+  let inFlight = 0;
+  const tick = async () => {
+    const live = panes.filter((pane) => pane.transport.running);
+    const user = currentUser();
+    if (live.length === 0 || !user || inFlight >= MAX_AUTO_IN_FLIGHT) return;
+    const pane = live[turn % live.length];
+    turn += 1;
+    count += 1;
+    inFlight += 1;
+    try {
+      await pane.transport.send(user, `auto ${count}`);
+    } catch (error) {
+      pane.say(`Auto-send failed: ${error.message}`);
+    } finally {
+      inFlight -= 1;
+    }
+  };
+  select.addEventListener('change', () => {
+    clearInterval(timer);
+    const rate = Number(select.value);
+    timer = rate > 0 ? setInterval(tick, 1000 / rate) : null;
+  });
+}
+
+/** Costs once a second: client counters, and bytes from GET /api/stats. */
+async function refreshStats() {
+  let server = null;
+  try {
+    const response = await fetch('/api/stats', { cache: 'no-store' });
+    if (response.ok) server = await response.json();
+  } catch {
+    // The server is away; the client-side numbers still move.
+  }
+  for (const pane of panes) pane.renderStats(server?.transports?.[pane.name]);
+  announceNews();
+  setTimeout(refreshStats, STATS_EVERY_MS);
+}
+
+let lastAnnounced = 0;
+
+/** Every pane shows the same chat, so the first one speaks for all. */
+function announceNews() {
+  const pane = panes[0];
+  const now = Date.now();
+  if (!pane || pane.unannounced === 0 || now - lastAnnounced < ANNOUNCE_EVERY_MS) return;
+  const { user, text } = pane.lastMessage;
+  const count = pane.unannounced === 1 ? '1 new message' : `${pane.unannounced} new messages`;
+  announcer.textContent = `${count}. Latest from ${user}: ${text.slice(0, 140)}`;
+  pane.unannounced = 0;
+  lastAnnounced = now;
+}
+
+async function main() {
+  setUpUser();
+  const config = await loadConfig();
+  const container = document.getElementById('panes');
+  container.dataset.count = String(config.transports.length);
+  panes = config.transports.map((name) => new Pane(name, config.maxText));
+  for (const pane of panes) {
+    container.append(pane.root);
+    if (pane.name === 'polling') setUpPollInterval(pane);
+  }
+  for (const pane of panes) pane.transport.connect();
+  setUpAutoSend();
+  refreshStats();
+}
+
+main();

@@ -1,0 +1,92 @@
+// Long polling: the browser half of crates/chat-longpoll.
+//
+// On the wire, one request after another:
+//
+//   GET /longpoll/messages?since=16&wait_s=25
+//                     … held by the server until message 17 is stored …
+//   200 {"messages":[{"id":17,"user":"ana","text":"hello",…}],"cursor":17}
+//
+// The answer is exactly polling's; only *when* it comes differs. If anything
+// after `since` exists the server answers at once; otherwise it holds the
+// request until a message is stored, or until `wait_s` seconds pass and it
+// answers an empty list with the same cursor. The client asks again the
+// moment it has an answer, so a request is almost always waiting on the
+// server and a message arrives as soon as it is stored.
+//
+// The first request of each connection asks for a 1-second wait: its answer
+// comes quickly even in a silent chat, so the pane knows the server is there
+// (and, without `since`, where the chat is) instead of showing "connecting"
+// for 25 seconds.
+//
+// Resuming: as with polling, the cursor is everything. A request that fails
+// (network down, or a proxy's 502, 503, 504) is retried with the same cursor
+// after a backoff with jitter. close() aborts the held request; the server
+// notices the hang-up and forgets it.
+//
+// Sending: POST /api/messages with "via":"longpoll" (see common.js).
+
+import { Transport, errorOf, sleep } from './common.js';
+
+/** How long the server may hold a request, in seconds (it clamps to 1..=55). */
+export const WAIT_S = 25;
+/** The wait of a connection's first request (see above). */
+const FIRST_WAIT_S = 1;
+
+export class LongPollTransport extends Transport {
+  constructor() {
+    super('longpoll');
+    /** Aborts the request the server is holding, if any. */
+    this.inFlight = null;
+  }
+
+  connect() {
+    if (this.running) return;
+    this.running = true;
+    this.generation += 1;
+    this.setState('connecting');
+    this.loop(this.generation);
+  }
+
+  close() {
+    if (!this.running) return;
+    this.running = false;
+    this.generation += 1;
+    this.inFlight?.abort();
+    this.setState('disconnected');
+  }
+
+  send(user, text) {
+    return this.postMessage(user, text);
+  }
+
+  /** Asks, waits for the answer, asks again, until close(). */
+  async loop(generation) {
+    let answered = false; // has this connection had an answer yet?
+    while (generation === this.generation) {
+      const controller = new AbortController();
+      this.inFlight = controller;
+      const wait = `wait_s=${answered ? WAIT_S : FIRST_WAIT_S}`;
+      const query = [this.sinceParam(), wait].filter(Boolean).join('&');
+      this.counters.requests += 1;
+      try {
+        const response = await fetch(`/longpoll/messages?${query}`, {
+          signal: controller.signal,
+          cache: 'no-store',
+        });
+        if (!response.ok) throw await errorOf(response);
+        const page = await response.json();
+        if (generation !== this.generation) return; // closed meanwhile
+        answered = true;
+        this.backoff.reset();
+        this.setState('connected');
+        this.acceptPage(page);
+      } catch (error) {
+        if (generation !== this.generation) return;
+        answered = false;
+        this.setState('reconnecting');
+        if (error.code === 'cursor_ahead' && (await this.resetIfAhead())) continue;
+        await sleep(this.backoff.next());
+      }
+    }
+  }
+}

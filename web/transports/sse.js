@@ -1,0 +1,109 @@
+// Server-sent events: the browser half of crates/chat-sse.
+//
+// On the wire, one GET whose response never ends:
+//
+//   GET /sse/events?since=16            accept: text/event-stream
+//
+//   200 content-type: text/event-stream
+//   retry: 1000
+//
+//   id: 17
+//   data: {"id":17,"user":"ana","text":"hello",…}
+//
+//   : keep-alive
+//
+// One event per message, named `message` (the default), carrying the stored
+// JSON and the message id as the event id. A cursor older than the server's
+// history first gets `event: gap` with `data: {"missed":K}`. Comment lines
+// keep the stream alive through quiet spells.
+//
+// The browser's EventSource parses all this, and does half of resuming by
+// itself: it remembers the last `id:` it saw and, when the stream drops,
+// reconnects after `retry:` milliseconds with a `Last-Event-ID: 17` header,
+// which the server prefers over `since`.
+//
+// The other half is ours. When a reconnect is answered with anything but a
+// 200 event stream (a 503 from a proxy, a 204, a 400), EventSource gives up
+// for good: readyState CLOSED, and no more retries. Then this module makes a
+// new EventSource with since=<last id seen> after a backoff with jitter.
+// Either way the cursor rule drops anything already seen.
+//
+// Sending: EventSource only receives, so sends are
+// POST /api/messages with "via":"sse" (see common.js).
+
+import { Transport } from './common.js';
+
+export class SseTransport extends Transport {
+  constructor() {
+    super('sse');
+    /** The current EventSource, if any. */
+    this.source = null;
+    /** The timer of our own reconnect, after the browser gave up. */
+    this.retryTimer = null;
+  }
+
+  connect() {
+    if (this.running) return;
+    this.running = true;
+    this.generation += 1;
+    this.setState('connecting');
+    this.open(this.generation);
+  }
+
+  close() {
+    if (!this.running) return;
+    this.running = false;
+    this.generation += 1;
+    clearTimeout(this.retryTimer);
+    this.source?.close();
+    this.source = null;
+    this.setState('disconnected');
+  }
+
+  send(user, text) {
+    return this.postMessage(user, text);
+  }
+
+  open(generation) {
+    const since = this.sinceParam();
+    const source = new EventSource(`/sse/events${since ? `?${since}` : ''}`);
+    this.source = source;
+    this.counters.requests += 1;
+
+    source.addEventListener('open', () => {
+      this.backoff.reset();
+      // Without `since`, the backfill follows at once; if the chat is empty
+      // there is none, and the chat starts at 0. Remember that, so that a
+      // reconnect asks for everything after 0 rather than a fresh backfill.
+      if (this.lastId === null) this.lastId = 0;
+      this.setState('connected');
+    });
+    source.addEventListener('message', (event) => {
+      this.deliver(JSON.parse(event.data), event.data);
+    });
+    source.addEventListener('gap', (event) => {
+      this.deliverGap(JSON.parse(event.data).missed);
+    });
+    source.addEventListener('error', () => this.failed(source, generation));
+  }
+
+  failed(source, generation) {
+    if (generation !== this.generation || source !== this.source) return;
+    this.setState('reconnecting');
+    if (source.readyState === EventSource.CONNECTING) {
+      // The stream dropped; the browser retries by itself after `retry:`,
+      // with Last-Event-ID. That retry is one more request.
+      this.counters.requests += 1;
+      return;
+    }
+    // CLOSED: the browser gave up. Start over with our own cursor, first
+    // checking whether the server lost its history (a restart with a new
+    // store refuses our cursor as being ahead of its newest id).
+    source.close();
+    this.source = null;
+    this.retryTimer = setTimeout(async () => {
+      await this.resetIfAhead();
+      if (generation === this.generation) this.open(generation);
+    }, this.backoff.next());
+  }
+}
