@@ -6,6 +6,7 @@
 mod accounting;
 mod api;
 mod behaviour;
+mod binary;
 mod helpers;
 mod longpoll;
 mod polling;

@@ -1,0 +1,367 @@
+//! The side-by-side page in a real browser: headless Chromium (Debian's
+//! `chromium`), driven over the DevTools protocol with `chromiumoxide`,
+//! against a real demo server on a loopback port.
+//!
+//! Without a browser these tests say so and pass, except under `CI=true`,
+//! where a missing browser fails the run. `CHAT_SCREENSHOT=path.png` makes
+//! `counters_move` also save a screenshot of the page in use (that is how
+//! `docs/screenshot.png` is made).
+
+#[allow(dead_code)]
+#[path = "suite/helpers.rs"]
+mod helpers;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::handler::viewport::Viewport;
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use helpers::{PATIENCE, TestApp, spawn_app};
+
+const PANES: [&str; 4] = ["polling", "longpoll", "sse", "websocket"];
+
+/// Where Debian's browser is, if it is installed.
+fn find_chromium() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+/// A browser with the page open on a fresh demo server.
+struct Session {
+    app: TestApp,
+    browser: Browser,
+    page: Page,
+    _profile: tempfile::TempDir,
+}
+
+/// Starts a server and a browser on its page, once every pane is connected;
+/// `None` (outside CI) when there is no browser.
+async fn open_page() -> Option<Session> {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but no Chromium: .ci/run must install Debian's chromium"
+        );
+        eprintln!("no Chromium found: browser test not run (set CHROMIUM=path)");
+        return None;
+    };
+    let app = spawn_app().await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let config = BrowserConfig::builder()
+        .chrome_executable(chromium)
+        .new_headless_mode()
+        .no_sandbox()
+        .user_data_dir(profile.path())
+        .viewport(Viewport {
+            width: 1440,
+            height: 900,
+            ..Viewport::default()
+        })
+        .window_size(1440, 900)
+        .args([
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .launch_timeout(PATIENCE)
+        .request_timeout(PATIENCE)
+        .build()
+        .expect("browser config");
+    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
+    tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let page = browser.new_page(app.url("/")).await.expect("page opens");
+    let session = Session {
+        app,
+        browser,
+        page,
+        _profile: profile,
+    };
+    session
+        .wait_for(
+            "every pane connected",
+            "document.body.dataset.ready === 'true'",
+        )
+        .await;
+    Some(session)
+}
+
+impl Session {
+    /// Evaluates `expression` in the page.
+    async fn js<T: DeserializeOwned>(&self, expression: &str) -> T {
+        self.page
+            .evaluate(expression)
+            .await
+            .unwrap_or_else(|e| panic!("evaluating {expression}: {e}"))
+            .into_value()
+            .unwrap_or_else(|e| panic!("result of {expression}: {e}"))
+    }
+
+    /// Polls a boolean expression until it holds, at most [`PATIENCE`].
+    async fn wait_for(&self, what: &str, expression: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if self
+                .page
+                .evaluate(expression)
+                .await
+                .ok()
+                .and_then(|r| r.into_value::<bool>().ok())
+                == Some(true)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("never happened: {what} ({expression})");
+    }
+
+    /// The ids a pane shows, in order.
+    async fn ids(&self, pane: &str) -> Vec<u64> {
+        self.js(&format!(
+            "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
+             .map(li => Number(li.dataset.id))"
+        ))
+        .await
+    }
+
+    /// Sends `text` from a pane's own send box, as a user would.
+    async fn send_from(&self, pane: &str, text: &str) {
+        let field = self
+            .page
+            .find_element(format!(
+                ".pane[data-transport={pane}] form.send [name=text]"
+            ))
+            .await
+            .expect("send box");
+        field.click().await.expect("focus");
+        field.type_str(text).await.expect("type");
+        field.press_key("Enter").await.expect("Enter sends");
+    }
+
+    async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+    }
+}
+
+/// JSON string literal for embedding text in a script.
+fn js_string(text: &str) -> String {
+    serde_json::to_string(text).expect("string")
+}
+
+/// The page loads with four panes, each connected, in order.
+#[tokio::test]
+async fn page_loads_with_four_connected_panes() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    let panes: Vec<String> = session
+        .js("[...document.querySelectorAll('.pane')].map(p => p.dataset.transport)")
+        .await;
+    assert_eq!(panes, PANES);
+    for pane in PANES {
+        let state: String = session
+            .js(&format!(
+                "document.querySelector('.pane[data-transport={pane}] [data-stat=state]').textContent.trim()"
+            ))
+            .await;
+        assert_eq!(state, "connected", "{pane}");
+    }
+    session.close().await;
+}
+
+/// A message typed into each pane appears once in all four, marked with the
+/// transport that sent it.
+#[tokio::test]
+async fn a_message_from_each_pane_appears_once_in_all_four() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    for sender in PANES {
+        let text = format!("hello from the {sender} pane");
+        session.send_from(sender, &text).await;
+        for pane in PANES {
+            session
+                .wait_for(
+                    &format!("{pane} shows the {sender} message once"),
+                    &format!(
+                        "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
+                         .filter(li => li.querySelector('.text').textContent === {text}\
+                                  && li.dataset.via === '{sender}').length === 1",
+                        text = js_string(&text)
+                    ),
+                )
+                .await;
+        }
+    }
+    let stored = session.app.server.state.store.stats().last_id;
+    assert_eq!(stored, 4, "one message per pane, no duplicates stored");
+    session.close().await;
+}
+
+/// Hostile text is shown as text and runs nothing.
+#[tokio::test]
+async fn hostile_text_is_shown_as_text_and_runs_nothing() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    let hostile = [
+        "<img src=x onerror=\"window.__pwned = 'img'\">",
+        "<script>window.__pwned = 'script'</script>",
+        "<b onmouseover=\"window.__pwned = 'b'\">bold?</b>",
+    ];
+    for text in hostile {
+        session.app.say("mallory", text).await;
+    }
+    for pane in PANES {
+        session
+            .wait_for(
+                &format!("{pane} shows the three messages"),
+                &format!(
+                    "document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]').length >= 3"
+                ),
+            )
+            .await;
+        let texts: Vec<String> = session
+            .js(&format!(
+                "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id] .text')]\
+                 .map(t => t.textContent)"
+            ))
+            .await;
+        for text in hostile {
+            assert!(
+                texts.iter().any(|t| t == text),
+                "{pane} shows {text:?} as text"
+            );
+        }
+    }
+    let injected: u32 = session
+        .js("document.querySelectorAll('ol.messages img, ol.messages script, ol.messages b').length")
+        .await;
+    assert_eq!(injected, 0, "no element was made from user text");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pwned: bool = session.js("window.__pwned !== undefined").await;
+    assert!(!pwned, "no user text ran");
+    session.close().await;
+}
+
+/// Each pane, disconnected and reconnected while messages flow, ends with
+/// every message once, in order.
+#[tokio::test]
+async fn a_pane_reconnects_without_loss_or_duplicates() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    let mut total = 0u64;
+    for pane in PANES {
+        let toggle = format!(".pane[data-transport={pane}] button[data-action=toggle-connection]");
+        session
+            .js::<bool>(&format!(
+                "(document.querySelector('{toggle}').click(), true)"
+            ))
+            .await;
+        session
+            .wait_for(
+                &format!("{pane} disconnected"),
+                &format!(
+                    "document.querySelector('.pane[data-transport={pane}] [data-stat=state]').textContent.trim() === 'disconnected'"
+                ),
+            )
+            .await;
+        for i in 0..15 {
+            session.app.say("flow", &format!("{pane} gap {i}")).await;
+        }
+        session
+            .js::<bool>(&format!(
+                "(document.querySelector('{toggle}').click(), true)"
+            ))
+            .await;
+        for i in 0..15 {
+            session.app.say("flow", &format!("{pane} after {i}")).await;
+        }
+        total += 30;
+        for shown in PANES {
+            let expected: Vec<u64> = (1..=total).collect();
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let ids = session.ids(shown).await;
+                if ids == expected {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{shown} after {pane} reconnected: {ids:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    session.close().await;
+}
+
+/// The counters in every pane move as messages flow: received, requests,
+/// bytes per message from the server, latency.
+#[tokio::test]
+async fn counters_move() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    for i in 0..10 {
+        session.app.say("ana", &format!("message {i}")).await;
+    }
+    for pane in PANES {
+        let stat = |name: &str| {
+            format!(
+                "document.querySelector('.pane[data-transport={pane}] [data-stat={name}]').textContent.trim()"
+            )
+        };
+        session
+            .wait_for(
+                &format!("{pane} counts 10 received"),
+                &format!("parseInt({}) >= 10", stat("received")),
+            )
+            .await;
+        session
+            .wait_for(
+                &format!("{pane} shows bytes per message"),
+                &format!("/\\d/.test({})", stat("bytes_per_msg")),
+            )
+            .await;
+        session
+            .wait_for(
+                &format!("{pane} shows a latency"),
+                &format!("/\\d/.test({})", stat("p50")),
+            )
+            .await;
+        session
+            .wait_for(
+                &format!("{pane} counts requests"),
+                &format!("parseInt({}) >= 1", stat("requests")),
+            )
+            .await;
+    }
+    if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        session
+            .page
+            .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
+            .await
+            .expect("screenshot");
+    }
+    session.close().await;
+}
