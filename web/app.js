@@ -93,6 +93,7 @@ class Pane {
     this.form = root.querySelector('form.send');
     this.textarea = this.form.elements.text;
     this.textarea.id = `text-${name}`;
+    // maxlength counts UTF-16 units, the server characters: never looser.
     this.textarea.maxLength = maxText;
     const label = this.form.querySelector('label');
     label.htmlFor = this.textarea.id;
@@ -120,6 +121,11 @@ class Pane {
       const { scrollHeight, scrollTop, clientHeight } = this.list;
       this.pinned = scrollHeight - scrollTop - clientHeight < PINNED_SLACK_PX;
     });
+    // A list that changes size (window resized, columns rearranged) stays
+    // at the bottom if it was there.
+    new ResizeObserver(() => {
+      if (this.pinned) this.list.scrollTop = this.list.scrollHeight;
+    }).observe(this.list);
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
       this.sendTyped();
@@ -408,6 +414,12 @@ async function main() {
   const config = await loadConfig();
   const container = document.getElementById('panes');
   container.dataset.count = String(config.transports.length);
+  if (config.transports.length === 1) {
+    const { title } = TRANSPORTS[config.transports[0]];
+    document.querySelector('.intro p').textContent = `This server runs one transport, ${title}: `
+      + 'the chat below arrives through it, and your messages leave through it. The demo server '
+      + '(chat-demo) runs all four side by side. The numbers show what the transport costs, live.';
+  }
   panes = config.transports.map((name) => new Pane(name, config.maxText));
   for (const pane of panes) {
     container.append(pane.root);

@@ -323,7 +323,18 @@ async fn counters_move() {
         return;
     };
     for i in 0..10 {
-        session.app.say("ana", &format!("message {i}")).await;
+        session
+            .app
+            .say(
+                "ana",
+                &format!("message {i} from a script, through the API"),
+            )
+            .await;
+    }
+    for pane in PANES {
+        session
+            .send_from(pane, &format!("hello from the {pane} pane"))
+            .await;
     }
     for pane in PANES {
         let stat = |name: &str| {
