@@ -47,9 +47,14 @@ struct Session {
     _profile: tempfile::TempDir,
 }
 
-/// Starts a server and a browser on its page, once every pane is connected;
-/// `None` (outside CI) when there is no browser.
+/// Starts the demo server and a browser on its page, once every pane is
+/// connected; `None` (outside CI) when there is no browser.
 async fn open_page() -> Option<Session> {
+    open_page_on(spawn_app().await).await
+}
+
+/// A browser on `app`'s page, once every pane is connected.
+async fn open_page_on(app: TestApp) -> Option<Session> {
     let Some(chromium) = find_chromium() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -58,7 +63,6 @@ async fn open_page() -> Option<Session> {
         eprintln!("no Chromium found: browser test not run (set CHROMIUM=path)");
         return None;
     };
-    let app = spawn_app().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let config = BrowserConfig::builder()
         .chrome_executable(chromium)
@@ -183,6 +187,40 @@ async fn page_loads_with_four_connected_panes() {
             .await;
         assert_eq!(state, "connected", "{pane}");
     }
+    session.close().await;
+}
+
+/// A transport's own server serves the same page with only its pane.
+#[tokio::test]
+async fn a_transport_server_shows_only_its_pane() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = chat_http::start(
+        listener,
+        chat_http::AppState::new(chat_http::Config::default()),
+        &[chat_sse::MOUNT],
+    )
+    .expect("starts");
+    let base = format!("http://{}", server.addr);
+    let app = TestApp {
+        client: chat_client::Client::new(&base),
+        http: reqwest::Client::new(),
+        base,
+        server,
+    };
+    let Some(session) = open_page_on(app).await else {
+        return;
+    };
+    let panes: Vec<String> = session
+        .js("[...document.querySelectorAll('.pane')].map(p => p.dataset.transport)")
+        .await;
+    assert_eq!(panes, ["sse"]);
+    session.send_from("sse", "alone").await;
+    session
+        .wait_for(
+            "the message shows",
+            "[...document.querySelectorAll('.pane ol.messages li[data-id] .text')].some(t => t.textContent === 'alone')",
+        )
+        .await;
     session.close().await;
 }
 
