@@ -198,6 +198,10 @@ async fn sse_bytes_match_the_socket() {
     })
     .await;
     app.say("bob", "two").await;
+    eventually("both messages are handed to the stream", || async {
+        app.counters("sse").await["messages_delivered"] == 2
+    })
+    .await;
     let counters = app.server.state.stats.clone();
     let stopping = tokio::spawn(app.server.shutdown());
     let read = tokio::task::spawn_blocking(move || {
