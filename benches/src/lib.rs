@@ -25,3 +25,100 @@ pub fn start_server(config: Config) -> anyhow::Result<RunningServer> {
 pub fn base_url(server: &RunningServer) -> String {
     format!("http://{}", server.addr)
 }
+
+/// `n` subscribers on one transport, each a task with the project's client,
+/// counting every message they receive into one shared tally.
+pub struct Subscribers {
+    delivered: tokio::sync::watch::Receiver<u64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Subscribers {
+    /// Connects `n` subscribers to `base` over `transport`, after `since`,
+    /// and returns once the server counts them all as open (polling has no
+    /// open connection, so for it this returns at once).
+    pub async fn connect(
+        server: &RunningServer,
+        transport: chat_client::Transport,
+        n: usize,
+        poll_interval: std::time::Duration,
+    ) -> Self {
+        let (tally, delivered) = tokio::sync::watch::channel(0u64);
+        let tally = std::sync::Arc::new(tally);
+        let client = chat_client::Client::new(base_url(server));
+        let since = server.state.store.newest();
+        let open_before = open(server, transport);
+        let tasks = (0..n)
+            .map(|_| {
+                let mut sub = client.subscribe(
+                    transport,
+                    chat_client::Options {
+                        since: Some(since),
+                        poll_interval,
+                        ..chat_client::Options::default()
+                    },
+                );
+                let tally = tally.clone();
+                tokio::spawn(async move {
+                    while let Ok(event) = sub.next().await {
+                        if let chat_client::Event::Message { .. } = event {
+                            tally.send_modify(|d| *d += 1);
+                        }
+                    }
+                })
+            })
+            .collect();
+        if transport != chat_client::Transport::Polling {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            while open(server, transport) < open_before + n as u64
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        Subscribers { delivered, tasks }
+    }
+
+    /// Messages received so far, over all subscribers.
+    pub fn delivered(&self) -> u64 {
+        *self.delivered.borrow()
+    }
+
+    /// Waits until the tally reaches `target`.
+    pub async fn wait_for(&mut self, target: u64) {
+        // The sender lives in the subscriber tasks, which outlive this wait.
+        let _ = self.delivered.wait_for(|d| *d >= target).await;
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The server's `open` counter for a transport.
+fn open(server: &RunningServer, transport: chat_client::Transport) -> u64 {
+    let snapshot = server.state.stats.snapshot();
+    let counters = match transport {
+        chat_client::Transport::Polling => snapshot.polling,
+        chat_client::Transport::Longpoll => snapshot.longpoll,
+        chat_client::Transport::Sse => snapshot.sse,
+        chat_client::Transport::Websocket => snapshot.websocket,
+    };
+    counters.open
+}
+
+/// Appends one message of about 100 bytes of JSON straight to the store.
+pub fn append(server: &RunningServer, i: u64) {
+    let message = chat_store::NewMessage {
+        user: "bench".into(),
+        text: format!("a message of the usual sort {i:>6}"),
+        client_msg_id: None,
+        via: chat_store::Via::Api,
+    };
+    // Always valid: fixed user, short text.
+    let _ = server.state.store.append(message);
+}

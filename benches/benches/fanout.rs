@@ -1,0 +1,57 @@
+//! Fan-out: one message to N subscribers, N = 1, 10, 100, 1000, per push
+//! transport. The message is appended straight to the store (no POST), and
+//! the clock stops when every subscriber (the project's Rust client, over
+//! loopback TCP, in this same process) has it. Throughput is in deliveries
+//! per second.
+//!
+//! Regular polling is left out: its fan-out time is its poll interval.
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+use chat_benches::{Subscribers, append, start_server};
+use chat_client::Transport;
+
+fn fanout(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    for transport in [Transport::Longpoll, Transport::Sse, Transport::Websocket] {
+        let mut group = c.benchmark_group(format!("fanout/{}", transport.as_str()));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(5));
+        for n in [1usize, 10, 100, 1_000] {
+            let server = runtime
+                .block_on(async { start_server(chat_http::Config::default()) })
+                .expect("server");
+            let mut subscribers = runtime.block_on(Subscribers::connect(
+                &server,
+                transport,
+                n,
+                Duration::from_millis(100),
+            ));
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_function(BenchmarkId::from_parameter(n), |b| {
+                b.iter_custom(|iters| {
+                    runtime.block_on(async {
+                        let mut total = Duration::ZERO;
+                        for i in 0..iters {
+                            let target = subscribers.delivered() + n as u64;
+                            let start = Instant::now();
+                            append(&server, i);
+                            subscribers.wait_for(target).await;
+                            total += start.elapsed();
+                        }
+                        total
+                    })
+                });
+            });
+            drop(subscribers);
+            runtime.block_on(server.shutdown()).expect("clean stop");
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);
