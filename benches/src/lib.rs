@@ -8,6 +8,14 @@
 //!   send (`POST /api/messages`) to the held long poll's answer arriving.
 //! - `cargo run --release -p chat-benches --bin wire_overhead`: bytes and
 //!   requests per delivered message for each transport, from `/api/stats`.
+//! - `cargo bench -p chat-benches --bench send_to_deliver` (and `fanout`,
+//!   `burst`, `store`): latency, fan-out and burst throughput, the store alone.
+//! - `cargo run --release -p chat-benches --bin compare`: the comparison in
+//!   one command, written to `docs/results.md` ([`wire`] measures at the
+//!   socket through a counting [`relay`]).
+
+pub mod relay;
+pub mod wire;
 
 use chat_http::{AppState, Config, RunningServer};
 

@@ -1,0 +1,314 @@
+//! A counting relay: a TCP proxy on loopback that forwards every byte
+//! between clients and a server and counts what it forwards, so that the
+//! wire overhead of each transport is measured at the socket rather than
+//! estimated.
+//!
+//! Besides bytes up (client to server) and down, it counts HTTP requests
+//! (request lines seen going up) and, going down, server-sent events (`id:`
+//! lines at the start of an event) and WebSocket frames (parsed from the
+//! bytes after a `101 Switching Protocols`). TCP/IP headers are not counted,
+//! exactly like the server's own `/api/stats`, so the two can be compared.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the relay has forwarded so far.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Bytes from clients to the server.
+    pub bytes_up: AtomicU64,
+    /// Bytes from the server to clients.
+    pub bytes_down: AtomicU64,
+    /// HTTP request lines seen going up.
+    pub requests: AtomicU64,
+    /// SSE events and WebSocket frames seen going down.
+    pub frames_down: AtomicU64,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+}
+
+/// A snapshot of a [`Tally`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// See [`Tally::bytes_up`].
+    pub bytes_up: u64,
+    /// See [`Tally::bytes_down`].
+    pub bytes_down: u64,
+    /// See [`Tally::requests`].
+    pub requests: u64,
+    /// See [`Tally::frames_down`].
+    pub frames_down: u64,
+    /// See [`Tally::connections`].
+    pub connections: u64,
+}
+
+impl Counts {
+    /// `self - before`, field by field.
+    pub fn since(self, before: Counts) -> Counts {
+        Counts {
+            bytes_up: self.bytes_up - before.bytes_up,
+            bytes_down: self.bytes_down - before.bytes_down,
+            requests: self.requests - before.requests,
+            frames_down: self.frames_down - before.frames_down,
+            connections: self.connections - before.connections,
+        }
+    }
+}
+
+impl Tally {
+    /// The counts now.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            bytes_up: self.bytes_up.load(Relaxed),
+            bytes_down: self.bytes_down.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            frames_down: self.frames_down.load(Relaxed),
+            connections: self.connections.load(Relaxed),
+        }
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// What it has counted.
+    pub tally: Arc<Tally>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// Starts a relay on a free loopback port that forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Relay> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let tally = Arc::new(Tally::default());
+        let task = tokio::spawn({
+            let tally = tally.clone();
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    tally.connections.fetch_add(1, Relaxed);
+                    let tally = tally.clone();
+                    tokio::spawn(async move {
+                        if let Ok(server) = TcpStream::connect(upstream).await {
+                            relay(client, server, tally).await;
+                        }
+                    });
+                }
+            }
+        });
+        Ok(Relay { addr, tally, task })
+    }
+
+    /// `http://ADDR` of the relay.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Forwards both ways until either side closes, counting as it goes.
+async fn relay(client: TcpStream, server: TcpStream, tally: Arc<Tally>) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let up = {
+        let tally = tally.clone();
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut scan = LineStarts::default();
+            loop {
+                let n = match client_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                tally.bytes_up.fetch_add(n as u64, Relaxed);
+                let requests = scan.count(&buf[..n], &[b"GET ", b"POST "]);
+                tally.requests.fetch_add(requests, Relaxed);
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = server_write.shutdown().await;
+        }
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut frames = DownstreamFrames::default();
+        loop {
+            let n = match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            tally.bytes_down.fetch_add(n as u64, Relaxed);
+            tally
+                .frames_down
+                .fetch_add(frames.count(&buf[..n]), Relaxed);
+            if client_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(up, down);
+}
+
+/// Counts lines that start with one of some prefixes, across reads.
+#[derive(Default)]
+struct LineStarts {
+    /// The start of the current line, when it is shorter than the longest
+    /// prefix so far.
+    pending: Vec<u8>,
+    /// Whether the next byte starts a line.
+    at_line_start: bool,
+    started: bool,
+}
+
+impl LineStarts {
+    fn count(&mut self, bytes: &[u8], prefixes: &[&[u8]]) -> u64 {
+        if !self.started {
+            self.started = true;
+            self.at_line_start = true;
+        }
+        let longest = prefixes.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut found = 0;
+        for &b in bytes {
+            if self.at_line_start || !self.pending.is_empty() {
+                self.at_line_start = false;
+                self.pending.push(b);
+                if prefixes.contains(&self.pending.as_slice()) {
+                    found += 1;
+                    self.pending.clear();
+                } else if self.pending.len() >= longest
+                    || !prefixes.iter().any(|p| p.starts_with(&self.pending))
+                {
+                    self.pending.clear();
+                }
+            }
+            if b == b'\n' {
+                self.at_line_start = true;
+                self.pending.clear();
+            }
+        }
+        found
+    }
+}
+
+/// Counts SSE events (`id:` lines) until a `101` switches the connection to
+/// WebSocket, and frames after it.
+#[derive(Default)]
+struct DownstreamFrames {
+    events: LineStarts,
+    /// Bytes of the head seen so far, while it may still be a 101.
+    head: Vec<u8>,
+    websocket: bool,
+    decided: bool,
+    /// Bytes of the current frame still to skip, or of its header collected.
+    skip: u64,
+    header: Vec<u8>,
+}
+
+impl DownstreamFrames {
+    fn count(&mut self, bytes: &[u8]) -> u64 {
+        let mut rest = bytes;
+        if !self.decided {
+            self.head.extend_from_slice(bytes);
+            let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return 0;
+            };
+            self.decided = true;
+            self.websocket = self.head.starts_with(b"HTTP/1.1 101");
+            let body_start = bytes.len() - (self.head.len() - end - 4);
+            rest = &bytes[body_start..];
+            self.head.clear();
+        }
+        if self.websocket {
+            self.frames(rest)
+        } else {
+            self.events.count(rest, &[b"id: "])
+        }
+    }
+
+    /// Walks WebSocket frame headers (server frames are never masked).
+    fn frames(&mut self, mut bytes: &[u8]) -> u64 {
+        let mut found = 0;
+        while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len() as u64);
+                self.skip -= n;
+                bytes = &bytes[n as usize..];
+                continue;
+            }
+            self.header.push(bytes[0]);
+            bytes = &bytes[1..];
+            if self.header.len() < 2 {
+                continue;
+            }
+            let need = match self.header[1] & 0x7F {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            if self.header.len() < need {
+                continue;
+            }
+            self.skip = match need {
+                4 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                10 => {
+                    let mut len = [0u8; 8];
+                    len.copy_from_slice(&self.header[2..10]);
+                    u64::from_be_bytes(len)
+                }
+                _ => u64::from(self.header[1] & 0x7F),
+            };
+            self.header.clear();
+            found += 1;
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DownstreamFrames, LineStarts};
+
+    #[test]
+    fn request_lines_are_counted_across_reads() {
+        let mut scan = LineStarts::default();
+        let prefixes: &[&[u8]] = &[b"GET ", b"POST "];
+        assert_eq!(
+            scan.count(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nGE", prefixes),
+            1
+        );
+        assert_eq!(scan.count(b"T /b HTTP/1.1\r\n\r\nPOST /c", prefixes), 2);
+    }
+
+    #[test]
+    fn sse_events_and_websocket_frames_are_counted() {
+        let mut sse = DownstreamFrames::default();
+        let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+        assert_eq!(sse.count(head), 0);
+        assert_eq!(
+            sse.count(b"1\r\nid: 1\ndata: {}\n\n\r\n10\r\nid: 2\ndata: {}\n\n"),
+            2
+        );
+
+        let mut ws = DownstreamFrames::default();
+        let mut bytes = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n".to_vec();
+        bytes.extend_from_slice(&[0x81, 3, b'a', b'b', b'c']);
+        bytes.extend_from_slice(&[0x81, 126, 0, 200]);
+        bytes.extend(std::iter::repeat_n(b'x', 200));
+        assert_eq!(ws.count(&bytes[..40]), 0);
+        assert_eq!(ws.count(&bytes[40..]), 2);
+    }
+}
