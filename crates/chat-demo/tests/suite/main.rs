@@ -7,6 +7,7 @@ mod accounting;
 mod api;
 mod behaviour;
 mod binary;
+mod docs;
 mod helpers;
 mod longpoll;
 mod polling;
