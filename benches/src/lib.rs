@@ -10,6 +10,9 @@
 //!   requests per delivered message for each transport, from `/api/stats`.
 //! - `cargo bench -p chat-benches --bench send_to_deliver` (and `fanout`,
 //!   `burst`, `store`): latency, fan-out and burst throughput, the store alone.
+//! - `cargo run --release -p chat-benches --bin loadgen -- --help`: many
+//!   clients of one transport against a server, with latency, loss,
+//!   duplicates, bytes per message, and the server's memory and CPU.
 //! - `cargo run --release -p chat-benches --bin compare`: the comparison in
 //!   one command, written to `docs/results.md` ([`wire`] measures at the
 //!   socket through a counting [`relay`]).
@@ -21,7 +24,7 @@ use chat_http::{AppState, Config, RunningServer};
 
 /// Starts the demo server (every transport) on a free loopback port.
 pub fn start_server(config: Config) -> anyhow::Result<RunningServer> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let listener = chat_http::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     Ok(chat_http::start(
         listener,
         AppState::new(config),

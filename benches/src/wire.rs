@@ -1,5 +1,5 @@
 //! Wire overhead per delivered message, measured at the socket by a
-//! [`Relay`](crate::relay::Relay) and cross-checked with the server's own
+//! [`Relay`] and cross-checked with the server's own
 //! `/api/stats`, for each transport in three scenarios:
 //!
 //! - **one at a time**: messages sent one by one, each only after the

@@ -4,9 +4,13 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::{Batch, ClientError, Cursor, Options, backoff};
+
+/// Bytes reserved for reading per socket.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// A connected socket.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -86,7 +90,10 @@ pub(crate) async fn connect(url: &str, cursor: Option<Cursor>) -> Result<Socket,
         Some(cursor) => format!("{url}?since={cursor}"),
         None => url.to_owned(),
     };
-    match tokio_tungstenite::connect_async(url).await {
+    // tungstenite reserves 128 KiB per socket for reading by default; chat
+    // frames are small, and a load test holds thousands of sockets.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(ClientError::Refused {
             status: response.status().as_u16(),

@@ -37,5 +37,5 @@ pub mod stats;
 pub use api::{ApiError, Query};
 pub use backlog::Backlog;
 pub use config::Config;
-pub use server::{AppState, ConnectionHandle, Mount, RunningServer, run_binary, start};
+pub use server::{AppState, ConnectionHandle, Mount, RunningServer, listen, run_binary, start};
 pub use stats::{Counters, StatsBody, Transport};

@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,30 +72,49 @@ pub struct Mount {
 /// actix cannot: a streaming response whose client stops reading is never
 /// polled again, so it cannot end itself. Shutting the socket down wakes the
 /// connection with an error and frees it.
-#[derive(Clone)]
-pub struct ConnectionHandle(Arc<socket2::Socket>);
+///
+/// It holds only the descriptor's number, not a duplicate: a duplicate would
+/// cost every connection a second file descriptor, and 10,000 connections
+/// would then need 20,000.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionHandle(RawFd);
 
 impl ConnectionHandle {
     /// The handle of the connection `req` arrived on.
     pub fn of(req: &HttpRequest) -> Option<Self> {
-        req.conn_data::<ConnectionHandle>().cloned()
+        req.conn_data::<ConnectionHandle>().copied()
     }
 
-    /// Resets the connection: no FIN after unsent data, an RST now, so a
-    /// stalled client's kernel buffers are dropped too.
-    pub fn abort(&self) {
+    /// Resets the connection (RST, no FIN after unsent data, so a stalled
+    /// client's kernel buffers are dropped too).
+    ///
+    /// `response_alive` must be the caller's *current* knowledge that the
+    /// connection's response is still being served (its body's channel is
+    /// open), checked with no `.await` between that check and this call. It
+    /// is what makes the descriptor number safe to use; with `false` nothing
+    /// is done.
+    #[allow(unsafe_code)]
+    pub fn abort(&self, response_alive: bool) {
+        if !response_alive {
+            return;
+        }
+        // SAFETY: the descriptor belongs to the connection whose response is
+        // alive. Handlers and the tasks they spawn run on the actix worker
+        // thread that owns that connection, so the connection cannot be
+        // dropped (and the number reused) between the caller's check and
+        // these two system calls, which do not yield.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
+        let socket = socket2::SockRef::from(&fd);
         // Both calls fail only if the socket is already closed, which is the
         // outcome wanted.
-        let _ = self.0.set_linger(Some(Duration::ZERO));
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
+        let _ = socket.set_linger(Some(Duration::ZERO));
+        let _ = socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
 fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
-        && let Ok(socket) = socket2::SockRef::from(tcp).try_clone()
-    {
-        ext.insert(ConnectionHandle(Arc::new(socket)));
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        ext.insert(ConnectionHandle(tcp.as_raw_fd()));
     }
 }
 
@@ -193,8 +213,14 @@ pub fn run_binary(name: &'static str, about: &'static str, mounts: &[Mount]) -> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Every connection is a file descriptor: take all the system allows.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+    }
+
     runtime.block_on(async {
-        let listener = TcpListener::bind(config.addr)
+        let listener = listen(config.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
         let server = start(listener, AppState::new(config), mounts)?;
         println!("{name} listening on http://{}", server.addr);
@@ -205,6 +231,24 @@ pub fn run_binary(name: &'static str, about: &'static str, mounts: &[Mount]) -> 
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Pending connections the kernel queues before the server accepts them.
+/// std's `TcpListener::bind` asks for 128, which a burst of thousands of
+/// clients (the load generator's ramp-up) overflows.
+pub const LISTEN_BACKLOG: i32 = 1_024;
+
+/// A listening socket on `addr` with a [`LISTEN_BACKLOG`] queue.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -100,7 +100,8 @@ async fn deliver(
         _ = backlog.exceeded(&state.store, position) => {
             tracing::warn!(%position, backlog = state.config.backlog, "SSE client too slow; resetting");
             if let Some(connection) = connection {
-                connection.abort();
+                // The mailbox is open while the response body lives.
+                connection.abort(!mailbox.is_closed());
             }
             false
         }

@@ -144,12 +144,16 @@ pub(crate) async fn run(
             if closed.is_err()
                 && let Some(connection) = &connection
             {
-                connection.abort();
+                // Timed out: the close frame was still waiting for room, so
+                // the response body (the channel's receiver) is alive.
+                connection.abort(true);
             }
         }
         End::Reset => {
             if let Some(connection) = &connection {
-                connection.abort();
+                // `deliver` found the frame still waiting for room in this
+                // same poll, so the response body is alive.
+                connection.abort(true);
             }
         }
     }
@@ -181,6 +185,9 @@ async fn deliver(
             continue;
         };
         tokio::select! {
+            // Biased: the send is polled first, so reaching the next branch
+            // means the body was still there to receive it.
+            biased;
             sent = session.text(text) => sent.map_err(|_| End::Gone)?,
             _ = backlog.exceeded(&state.store, position) => {
                 tracing::warn!(%position, backlog = state.config.backlog, "WebSocket client too slow; resetting");
