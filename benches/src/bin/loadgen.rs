@@ -61,28 +61,26 @@
 //! cargo run --release &
 //! ./target/release/loadgen --transport websocket --server-pid "$(pgrep -n chat-demo)"
 //! # 10,000 clients of each transport, 10 messages a second for 10 s; the
-//! # server needs 20,000+ descriptors for them (see below), so start it with
-//! # `ulimit -n 30000` or more:
+//! # server needs 10,000+ descriptors for them (it raises its own soft limit
+//! # to the hard limit at start):
 //! for t in polling longpoll sse websocket; do
 //!   ./target/release/loadgen --transport $t --clients 10000 --rate 10 --duration 10 \
 //!       --server-pid "$(pgrep -n chat-demo)"
 //! done
 //! ```
 //!
-//! `--in-process` with 10,000 clients needs 30,000 descriptors in one
+//! `--in-process` with 10,000 clients needs 20,000 descriptors in one
 //! process (see below). `loadgen` only talks to loopback addresses: a `--url`
 //! elsewhere is refused.
 //!
 //! ## What limits 10,000+ clients on one machine
 //!
 //! - **File descriptors.** Every connection is a descriptor at each end:
-//!   one per client here, and two per client in the server (chat-http keeps
-//!   a duplicate of each socket to reset stalled clients), so three per
+//!   one per client here and one per client in the server, so two per
 //!   client with `--in-process`. A server out of descriptors logs
-//!   `Too many open files` and stops accepting. `loadgen` raises its soft
-//!   `RLIMIT_NOFILE` to the hard limit and refuses to start when that is too
-//!   few; the server does not raise its own, so start it from a shell whose
-//!   `ulimit -n` is high enough. Raising the hard limit takes root
+//!   `Too many open files` and stops accepting. `loadgen` and the server
+//!   binaries raise their soft `RLIMIT_NOFILE` to the hard limit at start;
+//!   `loadgen` refuses to start when that is too few. Raising the hard limit takes root
 //!   (`ulimit -Hn`, `prlimit`, `LimitNOFILE=` in a systemd unit,
 //!   `/etc/security/limits.conf`), up to `fs.nr_open`.
 //! - **Ephemeral ports.** Each connection from one client address to one
@@ -92,9 +90,8 @@
 //!   addresses (all of `127.0.0.0/8` is loopback on Linux).
 //! - **The accept queue.** Connections the server has not accepted yet wait
 //!   in its listen backlog, capped by `net.core.somaxconn` (4096 by default
-//!   since Linux 5.4). The chat servers' listener comes from std's
-//!   `TcpListener::bind`, whose backlog is 128 (actix's own `bind` would ask
-//!   for 1024). When the queue is full the kernel drops new connection
+//!   since Linux 5.4). The chat servers ask for 1,024
+//!   (`chat_http::server::LISTEN_BACKLOG`). When the queue is full the kernel drops new connection
 //!   attempts (`ListenOverflows` in `nstat`) and clients retry their SYN
 //!   only after a second or more, which is why connections are opened at
 //!   `--connect-rate`.
@@ -125,9 +122,8 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The `user` of every message sent, and the first word of its text.
 const PROBE_USER: &str = "loadgen";
-/// Descriptors the server holds per connection: the socket, and the
-/// duplicate chat-http keeps (`ConnectionHandle`) to reset a stalled client.
-const SERVER_FDS_PER_CONNECTION: u64 = 2;
+/// Descriptors the server holds per connection: the socket.
+const SERVER_FDS_PER_CONNECTION: u64 = 1;
 /// Descriptors this process needs besides its clients' connections:
 /// stdio, the runtime's epoll and wakers, the sender's and stats'
 /// connections, and (in process) the listener and actix's workers.
@@ -354,7 +350,7 @@ fn ensure_fd_budget(clients: u32, in_process: bool) -> anyhow::Result<()> {
     if in_process {
         bail!(
             "{clients} clients need about {needed} file descriptors in this process (its own \
-             end of each connection, and the server's, which counts twice), but the limit is \
+             end of each connection, and the server's), but the limit is \
              {limit}: raise the hard limit (`ulimit -Hn`, as root), or run the server as its \
              own process and use --url"
         );
