@@ -11,7 +11,12 @@
 //! - wire overhead per delivered message at the socket (a counting relay
 //!   between subscriber and server), in three scenarios, next to the server's
 //!   own `/api/stats` count of the same bytes ([`chat_benches::wire`]);
-//! - idle cost per minute per connected client.
+//! - idle cost per minute per connected client;
+//! - load: every transport with 1,000 clients at 100 messages/s, and with
+//!   10,000 clients at 10 messages/s, through the `loadgen` binary against a
+//!   server in its own process (this binary, re-run with `--serve`), so that
+//!   the server's memory and CPU are its own. `loadgen` is built first if it
+//!   is not next to this binary.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -40,11 +45,20 @@ struct Cli {
     /// Messages in the burst scenario.
     #[arg(long, default_value_t = 1_000)]
     burst: u64,
+    /// Skip the load runs (they take about four minutes).
+    #[arg(long)]
+    no_load: bool,
+    /// Internal: serve the demo on this address until SIGTERM.
+    #[arg(long, hide = true)]
+    serve: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(addr) = cli.serve {
+        return serve(addr).await;
+    }
     let idle = Duration::from_secs(if cli.quick { 10 } else { 60 });
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
@@ -65,9 +79,19 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     results.extend(idle_runs);
 
+    let load = if cli.no_load {
+        Vec::new()
+    } else {
+        load_runs().await?
+    };
+
     std::fs::create_dir_all(cli.out.join("results"))?;
     chart_bytes(&results, &cli.out.join("results/bytes_per_message.svg"))?;
-    let markdown = report(&results, &command, idle)?;
+    let mut markdown = report(&results, &command, idle)?;
+    if !load.is_empty() {
+        chart_memory(&load, &cli.out.join("results/memory_per_connection.svg"))?;
+        markdown.push_str(&load_report(&load)?);
+    }
     let path = cli.out.join("results.md");
     std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
@@ -241,4 +265,219 @@ fn now_utc() -> String {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "an unknown date".to_owned())
+}
+
+/// One `loadgen` run.
+#[derive(Debug, Clone)]
+struct LoadRun {
+    transport: Transport,
+    clients: u32,
+    /// The Markdown row `loadgen` printed.
+    row: String,
+    /// Server memory per client once every client was connected, KiB.
+    kib_per_client_connected: Option<f64>,
+}
+
+/// The load scenarios: (clients, messages per second, seconds).
+const LOADS: [(u32, u32, u32); 2] = [(1_000, 100, 5), (10_000, 10, 10)];
+
+async fn load_runs() -> anyhow::Result<Vec<LoadRun>> {
+    let loadgen = loadgen_binary()?;
+    let mut runs = Vec::new();
+    for (clients, rate, seconds) in LOADS {
+        for transport in Transport::ALL {
+            eprintln!("load: {} × {clients} at {rate}/s", transport.as_str());
+            runs.push(load_run(&loadgen, transport, clients, rate, seconds).await?);
+        }
+    }
+    Ok(runs)
+}
+
+/// `loadgen` next to this binary, built if it is not there yet.
+fn loadgen_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("loadgen");
+    if !path.exists() {
+        let built = std::process::Command::new("cargo")
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "chat-benches",
+                "--bin",
+                "loadgen",
+            ])
+            .status()
+            .context("running cargo to build loadgen")?;
+        anyhow::ensure!(built.success(), "building loadgen failed");
+    }
+    Ok(path)
+}
+
+/// Starts a server process, runs `loadgen` against it, stops the server.
+async fn load_run(
+    loadgen: &std::path::Path,
+    transport: Transport,
+    clients: u32,
+    rate: u32,
+    seconds: u32,
+) -> anyhow::Result<LoadRun> {
+    use tokio::io::AsyncBufReadExt;
+    let mut server = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["--serve", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = server.stdout.take().context("server stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await??
+        .context("server printed nothing")?;
+    let url = line
+        .strip_prefix("listening on ")
+        .context("unexpected server output")?
+        .to_owned();
+    let pid = server.id().context("server pid")?;
+    let output = tokio::process::Command::new(loadgen)
+        .args(["--url", &url, "--server-pid", &pid.to_string()])
+        .args(["--transport", transport.as_str()])
+        .args([
+            "--clients",
+            &clients.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .args(["--duration", &seconds.to_string()])
+        .output()
+        .await?;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(&format!("| {} |", transport.as_str())))
+        .with_context(|| format!("no result row from loadgen:\n{text}"))?
+        .to_owned();
+    let kib_per_client_connected = text
+        .lines()
+        .find_map(|l| l.strip_prefix("memory per client"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    Ok(LoadRun {
+        transport,
+        clients,
+        row,
+        kib_per_client_connected,
+    })
+}
+
+fn load_report(runs: &[LoadRun]) -> anyhow::Result<String> {
+    let mut md = String::new();
+    writeln!(md, "\n## Under load\n")?;
+    writeln!(
+        md,
+        "`loadgen` against a server in its own process on the same 2 cores (so the clients \
+         compete with the server for CPU). Latency is from the start of each send to \
+         delivery; *lost* and *dup* must be 0. Server RSS and CPU are the server \
+         process's own; KiB/client is its RSS growth over the run divided by the clients.\n"
+    )?;
+    writeln!(
+        md,
+        "| transport | clients | msgs/s | sent | deliveries | deliveries/s | p50 ms | p99 ms | \
+         max ms | lost | dup | out of order | bytes out/delivery | server RSS MiB | KiB/client | \
+         server CPU s |"
+    )?;
+    writeln!(
+        md,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | \
+         ---: | ---: | ---: | ---: |"
+    )?;
+    for run in runs {
+        writeln!(md, "{}", run.row)?;
+    }
+    writeln!(md, "\n### Server memory per connection, once connected\n")?;
+    writeln!(md, "| transport | clients | KiB per connection |")?;
+    writeln!(md, "| --- | ---: | ---: |")?;
+    for run in runs.iter().filter(|r| r.clients >= 10_000) {
+        writeln!(
+            md,
+            "| {} | {} | {} |",
+            run.transport.as_str(),
+            run.clients,
+            run.kib_per_client_connected
+                .map_or("–".to_owned(), |k| format!("{k:.1}"))
+        )?;
+    }
+    writeln!(
+        md,
+        "\n![Server memory per connection](results/memory_per_connection.svg)"
+    )?;
+    Ok(md)
+}
+
+/// A bar chart of server memory per connection at 10,000 clients.
+fn chart_memory(runs: &[LoadRun], path: &std::path::Path) -> anyhow::Result<()> {
+    let bars: Vec<(String, f64)> = runs
+        .iter()
+        .filter(|r| r.clients >= 10_000)
+        .filter_map(|r| Some((r.transport.as_str().to_owned(), r.kib_per_client_connected?)))
+        .collect();
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let max = bars.iter().map(|(_, v)| *v).fold(8.0, f64::max) * 1.2;
+    let root = SVGBackend::new(path, (700, 60 + 40 * bars.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Server memory per connection at 10,000 clients (KiB)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(110)
+        .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_desc("KiB")
+        .draw()?;
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (*v, SegmentValue::Exact(i + 1)),
+            ],
+            Palette99::pick(i).filled(),
+        )
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+/// `--serve`: the demo server alone, until SIGTERM or Ctrl-C.
+async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let listener = chat_http::listen(addr)?;
+    let server = chat_http::start(
+        listener,
+        chat_http::AppState::new(chat_http::Config::default()),
+        chat_demo::MOUNTS,
+    )?;
+    println!("listening on http://{}", server.addr);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    server.shutdown().await?;
+    Ok(())
 }

@@ -48,7 +48,7 @@
 //! the next answer, because the client asks for everything after its cursor,
 //! not for "what is new since you last answered me". On shutdown every held
 //! request is answered at once (empty, same cursor), not cut, and the client
-//! reconnects to whichever server is up with the same cursor.
+//! reconnects with the same cursor (to any server that shares the store).
 
 use std::time::Duration;
 

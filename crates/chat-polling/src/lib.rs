@@ -26,8 +26,10 @@
 //! ## What the server holds per client
 //!
 //! Nothing. Between polls a client is just a number it keeps itself. That is
-//! the whole appeal: any server behind any load balancer can answer any poll,
-//! and restarts lose nothing.
+//! the whole appeal: any server that shares the store can answer any poll.
+//! (This project's store lives in the server's memory, so a restart loses
+//! the history: a client whose cursor is then ahead of the newest id gets
+//! `400 cursor_ahead` and starts over, as the page does.)
 //!
 //! ## What it costs
 //!

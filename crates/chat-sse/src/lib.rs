@@ -68,7 +68,7 @@
 //! When the client goes away the response body is dropped, the mailbox
 //! closes, and the task ends. On shutdown every stream ends cleanly (the
 //! final empty chunk is sent); the browser reconnects after `retry:` with its
-//! `Last-Event-ID`, to whichever server is up.
+//! `Last-Event-ID` (to any server that shares the store).
 
 mod connection;
 
