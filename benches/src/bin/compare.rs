@@ -199,14 +199,29 @@ fn chart_bytes(results: &[WireResult], path: &std::path::Path) -> anyhow::Result
             )
         })
         .collect();
+    bar_chart(
+        path,
+        "Bytes down per delivered ~100-byte message",
+        "bytes",
+        &bars,
+    )
+}
+
+/// A horizontal bar chart, one bar per `(label, value)`, written as SVG.
+fn bar_chart(
+    path: &std::path::Path,
+    title: &str,
+    unit: &str,
+    bars: &[(String, f64)],
+) -> anyhow::Result<()> {
+    if bars.is_empty() {
+        return Ok(());
+    }
     let max = bars.iter().map(|(_, v)| *v).fold(0.0, f64::max) * 1.15;
-    let root = SVGBackend::new(path, (900, 40 + 34 * bars.len() as u32)).into_drawing_area();
+    let root = SVGBackend::new(path, (900, 60 + 34 * bars.len() as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Bytes down per delivered ~100-byte message",
-            ("sans-serif", 20),
-        )
+        .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(230)
@@ -218,16 +233,15 @@ fn chart_bytes(results: &[WireResult], path: &std::path::Path) -> anyhow::Result
             SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("bytes")
+        .x_desc(unit)
         .draw()?;
     chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-        let color = Palette99::pick(i % 4).filled();
         Rectangle::new(
             [
                 (0.0, SegmentValue::Exact(i)),
                 (*v, SegmentValue::Exact(i + 1)),
             ],
-            color,
+            Palette99::pick(i % 4).filled(),
         )
     }))?;
     root.present()?;
@@ -426,41 +440,12 @@ fn chart_memory(runs: &[LoadRun], path: &std::path::Path) -> anyhow::Result<()> 
         .filter(|r| r.clients >= 10_000)
         .filter_map(|r| Some((r.transport.as_str().to_owned(), r.kib_per_client_connected?)))
         .collect();
-    if bars.is_empty() {
-        return Ok(());
-    }
-    let max = bars.iter().map(|(_, v)| *v).fold(8.0, f64::max) * 1.2;
-    let root = SVGBackend::new(path, (700, 60 + 40 * bars.len() as u32)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Server memory per connection at 10,000 clients (KiB)",
-            ("sans-serif", 18),
-        )
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(110)
-        .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_desc("KiB")
-        .draw()?;
-    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-        Rectangle::new(
-            [
-                (0.0, SegmentValue::Exact(i)),
-                (*v, SegmentValue::Exact(i + 1)),
-            ],
-            Palette99::pick(i).filled(),
-        )
-    }))?;
-    root.present()?;
-    Ok(())
+    bar_chart(
+        path,
+        "Server memory per connection at 10,000 clients",
+        "KiB",
+        &bars,
+    )
 }
 
 /// `--serve`: the demo server alone, until SIGTERM or Ctrl-C.
