@@ -28,49 +28,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-pub use chat_store::{Cursor, Message, MessageId, Via};
+pub use chat_store::{Cursor, Message, MessageId, Transport, Via};
 
 mod poll;
 mod sse;
 mod ws;
-
-/// The four transports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Regular polling at [`Options::poll_interval`].
-    Polling,
-    /// Long polling with [`Options::wait_s`].
-    Longpoll,
-    /// Server-sent events, reconnecting with `Last-Event-ID`.
-    Sse,
-    /// WebSocket, reconnecting with `since`.
-    Websocket,
-}
-
-impl Transport {
-    /// Every transport this client speaks.
-    pub const ALL: [Transport; 4] = [
-        Transport::Polling,
-        Transport::Longpoll,
-        Transport::Sse,
-        Transport::Websocket,
-    ];
-
-    /// The wire name (`via`, `/api/stats` key).
-    pub fn as_str(self) -> &'static str {
-        self.via().as_str()
-    }
-
-    /// The `via` of a message sent through this transport.
-    pub fn via(self) -> Via {
-        match self {
-            Transport::Polling => Via::Polling,
-            Transport::Longpoll => Via::Longpoll,
-            Transport::Sse => Via::Sse,
-            Transport::Websocket => Via::Websocket,
-        }
-    }
-}
 
 /// What a subscription yields.
 #[derive(Debug, Clone, PartialEq, Eq)]

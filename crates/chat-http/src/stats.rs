@@ -4,54 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
-use chat_store::Via;
-
-/// The four transports, as named on the wire and in `/api/stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// `GET /polling/messages`.
-    Polling,
-    /// `GET /longpoll/messages`.
-    Longpoll,
-    /// `GET /sse/events`.
-    Sse,
-    /// `GET /ws`.
-    Websocket,
-}
-
-impl Transport {
-    /// All four, in the order the page shows them.
-    pub const ALL: [Transport; 4] = [
-        Transport::Polling,
-        Transport::Longpoll,
-        Transport::Sse,
-        Transport::Websocket,
-    ];
-
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        self.via().as_str()
-    }
-
-    /// The `via` a message sent through this transport carries.
-    pub fn via(self) -> Via {
-        match self {
-            Transport::Polling => Via::Polling,
-            Transport::Longpoll => Via::Longpoll,
-            Transport::Sse => Via::Sse,
-            Transport::Websocket => Via::Websocket,
-        }
-    }
-
-    /// The transport a `via` names, if any (`api` names none).
-    pub fn from_via(via: Via) -> Option<Transport> {
-        Transport::ALL.into_iter().find(|t| t.via() == via)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use chat_store::Transport;
 
 /// One transport's counters. Relaxed atomics: each is an independent tally
 /// read for display, never used to synchronize anything.
@@ -131,7 +84,7 @@ pub struct Stats {
 impl Stats {
     /// One transport's counters.
     pub fn of(&self, transport: Transport) -> &Counters {
-        &self.transports[transport.index()]
+        &self.transports[transport as usize]
     }
 
     /// The `transports` object of `/api/stats`.

@@ -76,7 +76,7 @@ pub mod store;
 
 pub use message::{
     Cursor, DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS, Message, MessageId,
-    NewMessage, SendError, StoredMessage, Via,
+    NewMessage, SendError, StoredMessage, Transport, Via,
 };
 pub use store::{
     Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Store, StoreConfig, StoreStats,

@@ -80,6 +80,50 @@ impl Via {
     }
 }
 
+/// The four transports, as named on the wire, in `/api/stats` and in `via`.
+/// (`Via` has a fifth value, `api`, for senders that are none of them.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Regular polling, `GET /polling/messages`.
+    Polling,
+    /// Long polling, `GET /longpoll/messages`.
+    Longpoll,
+    /// Server-sent events, `GET /sse/events`.
+    Sse,
+    /// WebSocket, `GET /ws`.
+    Websocket,
+}
+
+impl Transport {
+    /// All four, in the order the page shows them.
+    pub const ALL: [Transport; 4] = [
+        Transport::Polling,
+        Transport::Longpoll,
+        Transport::Sse,
+        Transport::Websocket,
+    ];
+
+    /// The name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        self.via().as_str()
+    }
+
+    /// The `via` a message sent through this transport carries.
+    pub fn via(self) -> Via {
+        match self {
+            Transport::Polling => Via::Polling,
+            Transport::Longpoll => Via::Longpoll,
+            Transport::Sse => Via::Sse,
+            Transport::Websocket => Via::Websocket,
+        }
+    }
+
+    /// The transport a `via` names, if any (`api` names none).
+    pub fn from_via(via: Via) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.via() == via)
+    }
+}
+
 /// A message as a sender hands it in, before validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
