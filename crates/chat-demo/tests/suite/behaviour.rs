@@ -52,15 +52,7 @@ async fn a_message_from_any_transport_reaches_all() {
 async fn every_transport_carries_the_stored_bytes() {
     let app = spawn_app().await;
     app.say("ana", "exact \"bytes\" \\ é 😀\nline two").await;
-    let stored = app
-        .server
-        .state
-        .store
-        .read(Some(Cursor(0)), 1)
-        .expect("valid")
-        .messages[0]
-        .json
-        .clone();
+    let stored = app.stored_json(1);
     for transport in Transport::ALL {
         let mut sub = app.client.subscribe(transport, options(Some(Cursor(0))));
         match next_event(&mut sub).await {

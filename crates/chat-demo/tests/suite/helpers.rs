@@ -56,6 +56,17 @@ impl TestApp {
             .message
     }
 
+    /// The bytes the store holds for message `id`.
+    pub fn stored_json(&self, id: u64) -> bytes::Bytes {
+        let page = self
+            .server
+            .state
+            .store
+            .read(Some(chat_store::Cursor(id - 1)), 1)
+            .expect("a valid cursor");
+        page.messages[0].json.clone()
+    }
+
     /// The `/api/stats` counters of one transport.
     pub async fn counters(&self, transport: &str) -> serde_json::Value {
         let stats = self.client.stats().await.expect("stats");

@@ -66,15 +66,7 @@ async fn stream_has_the_contract_headers_and_framing() {
         body.find("retry: ") < body.find("id: 1"),
         "retry first: {body}"
     );
-    let stored = app
-        .server
-        .state
-        .store
-        .read(Some(chat_store::Cursor(0)), 1)
-        .expect("valid")
-        .messages[0]
-        .json
-        .clone();
+    let stored = app.stored_json(1);
     let expected = format!("id: 1\ndata: {}\n\n", String::from_utf8_lossy(&stored));
     assert!(body.contains(&expected), "{body}");
     assert_eq!(sent.id.0, 1);

@@ -63,15 +63,7 @@ async fn frames_are_stored_bytes_and_sends_are_acked() {
         .expect("frame")
         .expect("open")
         .expect("valid");
-    let stored = app
-        .server
-        .state
-        .store
-        .read(Some(chat_store::Cursor(0)), 1)
-        .expect("valid")
-        .messages[0]
-        .json
-        .clone();
+    let stored = app.stored_json(1);
     assert_eq!(frame.into_data(), stored);
 
     socket
