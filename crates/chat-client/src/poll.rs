@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{Batch, ClientError, Cursor, Options, backoff, refused};
+use crate::{Batch, ClientError, Cursor, Options, Retry, refused};
 
 /// Requests pages of messages after a cursor.
 pub(crate) struct PollFeed {
@@ -39,7 +39,7 @@ impl PollFeed {
         if self.pause && !self.long {
             tokio::time::sleep(self.options.poll_interval).await;
         }
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.options, reconnects);
         loop {
             match self.request(cursor).await {
                 Ok(batch) => {
@@ -47,14 +47,7 @@ impl PollFeed {
                     self.pause = batch.messages.len() < MAX_PAGE;
                     return Ok(batch);
                 }
-                Err(ClientError::Refused { status, body }) if status < 500 => {
-                    return Err(ClientError::Refused { status, body });
-                }
-                Err(_) => {
-                    *reconnects += 1;
-                    tokio::time::sleep(backoff(&self.options, attempt)).await;
-                    attempt += 1;
-                }
+                Err(error) => retry.after(error).await?,
             }
         }
     }

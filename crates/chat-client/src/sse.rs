@@ -6,7 +6,7 @@ use eventsource_stream::{Event as SseEvent, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use crate::{Batch, ClientError, Cursor, Options, backoff, refused};
+use crate::{Batch, ClientError, Cursor, Options, Retry, refused};
 
 type Events =
     Pin<Box<dyn Stream<Item = Result<SseEvent, EventStreamError<reqwest::Error>>> + Send>>;
@@ -40,19 +40,14 @@ impl SseFeed {
         cursor: Option<Cursor>,
         reconnects: &mut u64,
     ) -> Result<Batch, ClientError> {
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.options, reconnects);
         loop {
             let events = match &mut self.events {
                 Some(events) => events,
                 None => match connect(&self.http, &self.url, cursor).await {
                     Ok(events) => self.events.insert(events),
-                    Err(ClientError::Refused { status, body }) if status < 500 => {
-                        return Err(ClientError::Refused { status, body });
-                    }
-                    Err(_) => {
-                        *reconnects += 1;
-                        tokio::time::sleep(backoff(&self.options, attempt)).await;
-                        attempt += 1;
+                    Err(error) => {
+                        retry.after(error).await?;
                         continue;
                     }
                 },
@@ -66,9 +61,7 @@ impl SseFeed {
                 // The stream ended or broke: reconnect from the cursor.
                 Some(Err(_)) | None => {
                     self.events = None;
-                    *reconnects += 1;
-                    tokio::time::sleep(backoff(&self.options, attempt)).await;
-                    attempt += 1;
+                    retry.pause().await;
                 }
             }
         }

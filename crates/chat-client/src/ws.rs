@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{Batch, ClientError, Cursor, Options, backoff};
+use crate::{Batch, ClientError, Cursor, Options, Retry};
 
 /// Bytes reserved for reading per socket.
 const READ_BUFFER: usize = 8 * 1024;
@@ -48,19 +48,14 @@ impl WsFeed {
         cursor: Option<Cursor>,
         reconnects: &mut u64,
     ) -> Result<Batch, ClientError> {
-        let mut attempt = 0;
+        let mut retry = Retry::new(&self.options, reconnects);
         loop {
             let socket = match &mut self.socket {
                 Some(socket) => socket,
                 None => match connect(&self.url, cursor).await {
                     Ok(socket) => self.socket.insert(Box::new(socket)),
-                    Err(ClientError::Refused { status, body }) if status < 500 => {
-                        return Err(ClientError::Refused { status, body });
-                    }
-                    Err(_) => {
-                        *reconnects += 1;
-                        tokio::time::sleep(backoff(&self.options, attempt)).await;
-                        attempt += 1;
+                    Err(error) => {
+                        retry.after(error).await?;
                         continue;
                     }
                 },
@@ -75,9 +70,7 @@ impl WsFeed {
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
                     self.socket = None;
-                    *reconnects += 1;
-                    tokio::time::sleep(backoff(&self.options, attempt)).await;
-                    attempt += 1;
+                    retry.pause().await;
                 }
             }
         }
