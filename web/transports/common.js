@@ -16,6 +16,10 @@
 //                      with a SendError
 //   stats()            {requests, emptyResponses, received, state}
 //
+// connect() and close() do the bookkeeping here; a subclass writes only
+// start(generation), which opens its connection or request loop, and stop(),
+// which tears down whatever is on the wire.
+//
 // The cursor is the heart of it. The server numbers messages 1, 2, 3, … with
 // no gaps, so "the last id I saw" is all a client needs to say where it is.
 // Every request or connection after the first carries `since=<last id>`, and
@@ -113,6 +117,26 @@ export class Transport {
     this.counters = { requests: 0, emptyResponses: 0, received: 0 };
     this.messageListeners = [];
     this.stateListeners = [];
+  }
+
+  /** Starts receiving, resuming from the last id seen. The bookkeeping is
+   *  here; each transport's start(generation) opens its connection or loop. */
+  connect() {
+    if (this.running) return;
+    this.running = true;
+    this.generation += 1;
+    this.setState('connecting');
+    this.start(this.generation);
+  }
+
+  /** Stops receiving and keeps the cursor; each transport's stop() tears
+   *  down whatever is on the wire. */
+  close() {
+    if (!this.running) return;
+    this.running = false;
+    this.generation += 1;
+    this.stop();
+    this.setState('disconnected');
   }
 
   onMessage(callback) {

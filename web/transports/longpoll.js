@@ -39,20 +39,12 @@ export class LongPollTransport extends Transport {
     this.inFlight = null;
   }
 
-  connect() {
-    if (this.running) return;
-    this.running = true;
-    this.generation += 1;
-    this.setState('connecting');
-    this.loop(this.generation);
+  start(generation) {
+    this.loop(generation);
   }
 
-  close() {
-    if (!this.running) return;
-    this.running = false;
-    this.generation += 1;
+  stop() {
     this.inFlight?.abort();
-    this.setState('disconnected');
   }
 
   send(user, text) {

@@ -38,22 +38,14 @@ export class PollingTransport extends Transport {
     this.inFlight = null;
   }
 
-  connect() {
-    if (this.running) return;
-    this.running = true;
-    this.generation += 1;
-    this.setState('connecting');
-    this.poll(this.generation);
+  start(generation) {
+    this.poll(generation);
   }
 
-  close() {
-    if (!this.running) return;
-    this.running = false;
-    this.generation += 1;
+  stop() {
     clearTimeout(this.timer);
     this.timer = null;
     this.inFlight?.abort();
-    this.setState('disconnected');
   }
 
   send(user, text) {

@@ -42,22 +42,14 @@ export class SseTransport extends Transport {
     this.retryTimer = null;
   }
 
-  connect() {
-    if (this.running) return;
-    this.running = true;
-    this.generation += 1;
-    this.setState('connecting');
-    this.open(this.generation);
+  start(generation) {
+    this.open(generation);
   }
 
-  close() {
-    if (!this.running) return;
-    this.running = false;
-    this.generation += 1;
+  stop() {
     clearTimeout(this.retryTimer);
     this.source?.close();
     this.source = null;
-    this.setState('disconnected');
   }
 
   send(user, text) {

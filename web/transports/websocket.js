@@ -44,23 +44,15 @@ export class WebSocketTransport extends Transport {
     this.pending = new Map();
   }
 
-  connect() {
-    if (this.running) return;
-    this.running = true;
-    this.generation += 1;
-    this.setState('connecting');
-    this.open(this.generation);
+  start(generation) {
+    this.open(generation);
   }
 
-  close() {
-    if (!this.running) return;
-    this.running = false;
-    this.generation += 1;
+  stop() {
     clearTimeout(this.retryTimer);
     this.socket?.close(1000, 'disconnected by the user');
     this.socket = null;
     this.failPending(new SendError('disconnected', 'the pane was disconnected'));
-    this.setState('disconnected');
   }
 
   /** Resolves with {id, client_msg_id} on the ack; rejects on an error frame. */
