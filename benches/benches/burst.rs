@@ -3,11 +3,11 @@
 //! carries up to 500 messages; SSE and WebSocket write what is queued in one
 //! go) it shows here. Throughput is in deliveries per second.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use chat_benches::{Subscribers, append, start_server};
+use chat_benches::{Subscribers, start_server};
 use chat_client::Transport;
 
 const MESSAGES: u64 = 1_000;
@@ -32,19 +32,7 @@ fn burst(c: &mut Criterion) {
         ));
         group.bench_function(BenchmarkId::from_parameter(transport.as_str()), |b| {
             b.iter_custom(|iters| {
-                runtime.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let target = subscribers.delivered() + MESSAGES * SUBSCRIBERS as u64;
-                        let start = Instant::now();
-                        for i in 0..MESSAGES {
-                            append(&server, i);
-                        }
-                        subscribers.wait_for(target).await;
-                        total += start.elapsed();
-                    }
-                    total
-                })
+                runtime.block_on(subscribers.time_rounds(&server, iters, MESSAGES))
             });
         });
         drop(subscribers);

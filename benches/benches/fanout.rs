@@ -7,11 +7,11 @@
 //! Regular polling polls every 50 ms here: its fan-out time is bound by the
 //! interval, not by the server.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use chat_benches::{Subscribers, append, start_server};
+use chat_benches::{Subscribers, start_server};
 use chat_client::Transport;
 
 fn fanout(c: &mut Criterion) {
@@ -33,19 +33,7 @@ fn fanout(c: &mut Criterion) {
             ));
             group.throughput(Throughput::Elements(n as u64));
             group.bench_function(BenchmarkId::from_parameter(n), |b| {
-                b.iter_custom(|iters| {
-                    runtime.block_on(async {
-                        let mut total = Duration::ZERO;
-                        for i in 0..iters {
-                            let target = subscribers.delivered() + n as u64;
-                            let start = Instant::now();
-                            append(&server, i);
-                            subscribers.wait_for(target).await;
-                            total += start.elapsed();
-                        }
-                        total
-                    })
-                });
+                b.iter_custom(|iters| runtime.block_on(subscribers.time_rounds(&server, iters, 1)));
             });
             drop(subscribers);
             runtime.block_on(server.shutdown()).expect("clean stop");

@@ -40,6 +40,8 @@ pub fn base_url(server: &RunningServer) -> String {
 /// `n` subscribers on one transport, each a task with the project's client,
 /// counting every message they receive into one shared tally.
 pub struct Subscribers {
+    /// How many subscribers.
+    count: usize,
     delivered: tokio::sync::watch::Receiver<u64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -87,12 +89,37 @@ impl Subscribers {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
-        Subscribers { delivered, tasks }
+        Subscribers {
+            count: n,
+            delivered,
+            tasks,
+        }
     }
 
     /// Messages received so far, over all subscribers.
     pub fn delivered(&self) -> u64 {
         *self.delivered.borrow()
+    }
+
+    /// Times `rounds` rounds of: append `messages` messages straight to the
+    /// store, then wait until every subscriber has every one of them.
+    pub async fn time_rounds(
+        &mut self,
+        server: &RunningServer,
+        rounds: u64,
+        messages: u64,
+    ) -> std::time::Duration {
+        let mut total = std::time::Duration::ZERO;
+        for round in 0..rounds {
+            let target = self.delivered() + messages * self.count as u64;
+            let start = std::time::Instant::now();
+            for i in 0..messages {
+                append(server, round * messages + i);
+            }
+            self.wait_for(target).await;
+            total += start.elapsed();
+        }
+        total
     }
 
     /// Waits until the tally reaches `target`.

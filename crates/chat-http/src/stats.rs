@@ -63,8 +63,8 @@ impl Counters {
         self.bytes_out.fetch_add(n as u64, Relaxed);
     }
 
-    /// Records `n` messages delivered in one answer, event or frame batch;
-    /// an answer with none counts as empty.
+    /// Records `n` messages handed to a client (in one answer, or as events
+    /// or frames); empty answers are recorded with [`Counters::empty`].
     pub fn delivered(&self, n: usize) {
         self.messages_delivered.fetch_add(n as u64, Relaxed);
     }
