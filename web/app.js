@@ -3,38 +3,14 @@
 // Each pane owns one transport object (web/transports/*.js, all with the
 // same interface, described in common.js): it renders what the transport
 // delivers, sends through it, and shows what it costs. This module knows
-// nothing about the wire; the transport modules know nothing about the page.
+// nothing about the wire and names no transport: the list comes from
+// web/transports/index.js, and each transport class brings its own title,
+// summary and controls (`static options`). The transport modules know
+// nothing about the page.
 //
 // User text only ever reaches the page through textContent, never as HTML.
 
-import { DEFAULT_INTERVAL_MS, PollingTransport } from './transports/polling.js';
-import { LongPollTransport } from './transports/longpoll.js';
-import { SseTransport } from './transports/sse.js';
-import { WebSocketTransport } from './transports/websocket.js';
-
-/** Every transport the page knows, in the order the panes are shown. */
-const TRANSPORTS = {
-  polling: {
-    title: 'Regular polling',
-    summary: 'Asks every interval; the server answers at once, usually with nothing.',
-    create: () => new PollingTransport({ intervalMs: DEFAULT_INTERVAL_MS }),
-  },
-  longpoll: {
-    title: 'Long polling',
-    summary: 'Asks again as soon as it has an answer; the server holds each request until there is news.',
-    create: () => new LongPollTransport(),
-  },
-  sse: {
-    title: 'Server-Sent Events',
-    summary: 'One response that never ends, one event per message. Sends go over POST.',
-    create: () => new SseTransport(),
-  },
-  websocket: {
-    title: 'WebSocket',
-    summary: 'One upgraded connection: messages come down and sends go up, as frames.',
-    create: () => new WebSocketTransport(),
-  },
-};
+import { TRANSPORTS } from './transports/index.js';
 
 /** Message elements kept per pane; older ones are removed (the cursor stays). */
 const MAX_RENDERED = 500;
@@ -62,10 +38,11 @@ const announcer = document.getElementById('announcer');
 
 /** One column: a transport and the elements that show it. */
 class Pane {
-  constructor(name, maxText) {
-    const info = TRANSPORTS[name];
+  /** `Kind` is a transport class from web/transports/index.js. */
+  constructor(Kind, maxText) {
+    const { name, title, summary, options } = Kind;
     this.name = name;
-    this.transport = info.create();
+    this.transport = new Kind();
     this.latencies = []; // ms, the latest LATENCY_SAMPLES live messages
     this.pinned = true; // the list follows new messages
     this.scrollQueued = false;
@@ -78,13 +55,13 @@ class Pane {
     this.root = root;
     root.dataset.transport = name;
     root.setAttribute('aria-labelledby', `title-${name}`);
-    const title = root.querySelector('.pane-title');
-    title.id = `title-${name}`;
-    title.textContent = info.title;
-    root.querySelector('.pane-summary').textContent = info.summary;
+    const heading = root.querySelector('.pane-title');
+    heading.id = `title-${name}`;
+    heading.textContent = title;
+    root.querySelector('.pane-summary').textContent = summary;
 
     this.list = root.querySelector('ol.messages');
-    this.list.setAttribute('aria-label', `Messages received by ${info.title}`);
+    this.list.setAttribute('aria-label', `Messages received by ${title}`);
     this.list.tabIndex = 0; // so that keyboard users can scroll it
     this.stats = {};
     for (const element of root.querySelectorAll('[data-stat]')) {
@@ -97,12 +74,39 @@ class Pane {
     this.textarea.maxLength = maxText;
     const label = this.form.querySelector('label');
     label.htmlFor = this.textarea.id;
-    label.textContent = `Message to send by ${info.title}`;
+    label.textContent = `Message to send by ${title}`;
     this.status = root.querySelector('.send-status');
     this.toggle = root.querySelector('[data-action="toggle-connection"]');
     this.burstButton = root.querySelector('[data-action="burst"]');
+    const controls = root.querySelector('.pane-controls');
+    for (const option of options) controls.append(this.optionControl(option));
 
     this.wire();
+  }
+
+  /** A select for one of the transport's `static options`, after the buttons. */
+  optionControl(option) {
+    const field = document.getElementById('option-template').content.firstElementChild.cloneNode(true);
+    const id = option.id ?? `${this.name}-${option.key}`;
+    const label = field.querySelector('label');
+    label.htmlFor = id;
+    label.textContent = option.label;
+    const select = field.querySelector('select');
+    select.id = id;
+    select.name = id;
+    for (const choice of option.choices) {
+      const item = document.createElement('option');
+      item.value = String(choice.value);
+      item.textContent = choice.label;
+      item.defaultSelected = choice.value === option.default;
+      select.append(item);
+    }
+    select.value = String(this.transport.settings[option.key]);
+    select.addEventListener('change', () => {
+      const choice = option.choices.find((c) => String(c.value) === select.value);
+      if (choice) this.transport.setOption(option.key, choice.value);
+    });
+    return field;
   }
 
   wire() {
@@ -321,14 +325,14 @@ async function loadConfig() {
     if (response.ok) {
       const config = await response.json();
       return {
-        transports: Object.keys(TRANSPORTS).filter((name) => config.transports.includes(name)),
+        transports: TRANSPORTS.filter((Kind) => config.transports.includes(Kind.name)),
         maxText: config.max_text ?? DEFAULT_MAX_TEXT,
       };
     }
   } catch {
     // Fall through.
   }
-  return { transports: Object.keys(TRANSPORTS), maxText: DEFAULT_MAX_TEXT };
+  return { transports: TRANSPORTS, maxText: DEFAULT_MAX_TEXT };
 }
 
 function setUpUser() {
@@ -341,14 +345,6 @@ function setUpUser() {
   userInput.addEventListener('input', () => {
     if (currentUser()) writeStorage(USER_KEY, currentUser());
   });
-}
-
-function setUpPollInterval(pane) {
-  const controls = pane.root.querySelector('.pane-controls');
-  controls.append(document.getElementById('poll-interval-template').content.cloneNode(true));
-  const select = controls.querySelector('#poll-interval');
-  select.value = String(DEFAULT_INTERVAL_MS);
-  select.addEventListener('change', () => pane.transport.setPollInterval(Number(select.value)));
 }
 
 /** Auto-send: every tick, one message through the next connected pane. */
@@ -415,16 +411,13 @@ async function main() {
   const container = document.getElementById('panes');
   container.dataset.count = String(config.transports.length);
   if (config.transports.length === 1) {
-    const { title } = TRANSPORTS[config.transports[0]];
+    const { title } = config.transports[0];
     document.querySelector('.intro p').textContent = `This server runs one transport, ${title}: `
       + 'the chat below arrives through it, and your messages leave through it. The demo server '
       + '(chat-demo) runs all four side by side. The numbers show what the transport costs, live.';
   }
-  panes = config.transports.map((name) => new Pane(name, config.maxText));
-  for (const pane of panes) {
-    container.append(pane.root);
-    if (pane.name === 'polling') setUpPollInterval(pane);
-  }
+  panes = config.transports.map((Kind) => new Pane(Kind, config.maxText));
+  for (const pane of panes) container.append(pane.root);
   for (const pane of panes) pane.transport.connect();
   setUpAutoSend();
   refreshStats();

@@ -1,8 +1,21 @@
-// What the four transport modules share: the interface the page talks to,
-// the cursor that makes every resume lossless and duplicate-free, backoff
-// with jitter, and sending over `POST /api/messages`.
+// What every transport module shares, so that each module holds only what
+// makes its transport different: the interface the page talks to, the cursor
+// that makes every resume lossless and duplicate-free, the way back after a
+// failure (backoff with jitter, and starting over when the server restarted
+// with an empty store), and sending over `POST /api/messages`.
 //
-// Every transport is a subclass of `Transport` and offers exactly:
+// Every transport is a subclass of `Transport` and describes itself:
+//
+//   static name        its name on the wire: the `via` of what it sends, its
+//                      key in /api/config and /api/stats, its pane's
+//                      data-transport
+//   static title       the pane's heading
+//   static summary     one sentence under it: how the transport works
+//   static options     the controls its pane shows, e.g. polling's interval:
+//                      [{key, id, label, choices: [{value, label}], default}];
+//                      the current values are in `this.settings[key]`
+//
+// and offers the page exactly:
 //
 //   connect()          start receiving (again, after close(): resumes from
 //                      the last id seen)
@@ -14,11 +27,15 @@
 //   onState(cb)        cb(state), state one of STATES
 //   send(user, text)   a Promise of the stored message's {id, ...}; rejects
 //                      with a SendError
+//   setOption(key, v)  changes one of its static options
 //   stats()            {requests, emptyResponses, received, state}
 //
-// connect() and close() do the bookkeeping here; a subclass writes only
-// start(generation), which opens its connection or request loop, and stop(),
-// which tears down whatever is on the wire.
+// A subclass writes start(generation), which opens its connection or request
+// loop, and stop(), which tears down whatever is on the wire; connect() and
+// close() do the bookkeeping around them. Along the way it calls the helpers
+// below: url() for the address with the cursor in it, fetchPage() and
+// acceptPage() for a poll answer, opened() when a stream opens, deliver() and
+// deliverGap() for what a stream carries, recover() after any failure.
 //
 // The cursor is the heart of it. The server numbers messages 1, 2, 3, … with
 // no gaps, so "the last id I saw" is all a client needs to say where it is.
@@ -97,14 +114,29 @@ export async function errorOf(response) {
 }
 
 /**
- * The base every transport extends: listeners, counters, state and cursor.
- * Subclasses do the wire work and call `deliver`, `deliverGap`, `acceptPage`
- * and `setState`.
+ * The base every transport extends: its description, listeners, counters,
+ * state and cursor, and everything the transports would otherwise each
+ * write again.
  */
 export class Transport {
-  constructor(name) {
+  // `static name`, the transport's name on the wire, is set by each subclass.
+
+  /** The pane's heading. */
+  static title = '';
+  /** One sentence under the heading: how the transport works. */
+  static summary = '';
+  /** The controls the pane shows for this transport (see the top comment). */
+  static options = [];
+
+  /** `settings` overrides the defaults of `static options`, by key. */
+  constructor(settings = {}) {
     /** The transport's name on the wire (`via`, `/api/stats` key). */
-    this.name = name;
+    this.name = this.constructor.name;
+    /** The current value of each of `static options`, by key. */
+    this.settings = {};
+    for (const option of this.constructor.options) {
+      this.settings[option.key] = settings[option.key] ?? option.default;
+    }
     /** The last message id seen, or null before the first answer. */
     this.lastId = null;
     /** True between connect() and close(). */
@@ -117,6 +149,8 @@ export class Transport {
     this.counters = { requests: 0, emptyResponses: 0, received: 0 };
     this.messageListeners = [];
     this.stateListeners = [];
+    /** Aborts the fetchPage() request on the wire, if any. */
+    this.inFlight = null;
   }
 
   /** Starts receiving, resuming from the last id seen. The bookkeeping is
@@ -139,6 +173,13 @@ export class Transport {
     this.setState('disconnected');
   }
 
+  /** Tears down what is on the wire. Here: the poll request, if any; a
+   *  transport with a stream or a timer of its own extends this. */
+  stop() {
+    this.inFlight?.abort();
+    this.inFlight = null;
+  }
+
   onMessage(callback) {
     this.messageListeners.push(callback);
   }
@@ -151,9 +192,29 @@ export class Transport {
     return { ...this.counters, state: this.state };
   }
 
-  /** `since=N` for the next request, or '' before anything was seen. */
-  sinceParam() {
-    return this.lastId === null ? '' : `since=${this.lastId}`;
+  /** Changes one of the transport's `static options` (the pane's controls
+   *  call this) and lets the transport act on it at once. */
+  setOption(key, value) {
+    this.settings[key] = value;
+    this.optionChanged(key, value);
+  }
+
+  /** Called after setOption(); a transport that must act at once (say, move
+   *  a poll already scheduled) overrides it. Settings are read when used. */
+  optionChanged() {}
+
+  /**
+   * The address of the next request or connection: `path`, then
+   * `since=<last id>` (none before anything was seen: the server then
+   * answers with its backfill), then `params`, e.g.
+   * url('/longpoll/messages', {wait_s: 25}) → /longpoll/messages?since=16&wait_s=25
+   */
+  url(path, params = {}) {
+    const query = new URLSearchParams();
+    if (this.lastId !== null) query.set('since', String(this.lastId));
+    for (const [key, value] of Object.entries(params)) query.set(key, String(value));
+    const search = query.toString();
+    return search ? `${path}?${search}` : path;
   }
 
   setState(state) {
@@ -175,21 +236,78 @@ export class Transport {
     this.emit({ gap: missed });
   }
 
-  /** A poll answer, `{"messages":[…],"cursor":C,"missed"?:K}` (polling and
-   *  long polling share it). The cursor also moves on an empty answer: the
-   *  first one, without `since`, tells a client where the chat is now. */
+  /**
+   * One poll request (polling and long polling share them): GET `url`, and
+   * the answer as `{"messages":[…],"cursor":C,"missed"?:K}`. Counts the
+   * request; stop() aborts it. A refusal throws the server's SendError (its
+   * `code` is what recover() looks at); a lost answer throws what fetch threw.
+   */
+  async fetchPage(url) {
+    const controller = new AbortController();
+    this.inFlight = controller;
+    this.counters.requests += 1;
+    const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
+    if (!response.ok) throw await errorOf(response);
+    return response.json();
+  }
+
+  /** A poll answer came: the server is there (connected, and the next
+   *  failure backs off from the start again). Hands on the page's messages
+   *  and moves the cursor, also on an empty answer: the first one, without
+   *  `since`, tells a client where the chat is now. */
   acceptPage(page) {
+    this.backoff.reset();
+    this.setState('connected');
     if (page.missed) this.deliverGap(page.missed);
     if (page.messages.length === 0) this.counters.emptyResponses += 1;
     for (const message of page.messages) this.deliver(message, JSON.stringify(message));
     if (this.lastId === null || page.cursor > this.lastId) this.lastId = page.cursor;
   }
 
+  /** A stream (an event stream, a socket) opened: connected, and the next
+   *  failure backs off from the start again. Without `since`, the backfill
+   *  follows at once; if the chat is empty there is none, and the chat
+   *  starts at 0. Remember that, so that a reconnect asks for everything
+   *  after 0 rather than a fresh backfill. */
+  opened() {
+    this.backoff.reset();
+    if (this.lastId === null) this.lastId = 0;
+    this.setState('connected');
+  }
+
   /**
-   * After a failed (re)connection: is our cursor ahead of the server's newest
-   * id? Then the server was restarted with an empty store, every `since` we
-   * send is refused (`400 cursor_ahead`), and the only way on is to start
-   * over without a cursor. Returns true if the cursor was reset.
+   * The way back after any failure, the same for every transport: say
+   * 'reconnecting', wait, and resolve true when the caller should try again
+   * (with url(), so with the cursor), or false when close() or a newer
+   * connect() came first and this attempt is over.
+   *
+   * The wait is a jittered backoff, except after the reset-if-ahead rule:
+   * a `400 cursor_ahead` means the server restarted with an empty store, so
+   * the cursor is dropped, the pane told, and the next try goes out at once.
+   *
+   * `error` is what the request threw, when the transport can read the
+   * server's answer (fetch can). `hidden: true` says the server may have
+   * refused us without the browser showing why (EventSource and WebSocket
+   * hide the status of a refused request): then the cursor is checked
+   * against /api/stats after the backoff.
+   */
+  async recover(generation, { error = null, hidden = false } = {}) {
+    if (generation !== this.generation) return false;
+    this.setState('reconnecting');
+    if (error?.code === 'cursor_ahead' && (await this.resetIfAhead())) {
+      return generation === this.generation;
+    }
+    await sleep(this.backoff.next());
+    if (hidden && generation === this.generation) await this.resetIfAhead();
+    return generation === this.generation;
+  }
+
+  /**
+   * Is our cursor ahead of the server's newest id? Then the server was
+   * restarted with an empty store, and every `since` we send is refused
+   * (`400 cursor_ahead`): drop the cursor and tell the pane, which shows the
+   * new history from the start. Asks /api/stats rather than trusting one
+   * answer. Returns true if the cursor was reset.
    */
   async resetIfAhead() {
     if (this.lastId === null) return false;
@@ -211,11 +329,12 @@ export class Transport {
   }
 
   /**
-   * `POST /api/messages` with `via` set to this transport. The
+   * Sends over `POST /api/messages` with `via` set to this transport: how
+   * every transport but the WebSocket sends (it overrides this). The
    * client_msg_id makes retries safe: if the first attempt was stored but
    * its answer lost, the retry gets the same message back (200, not 201).
    */
-  async postMessage(user, text) {
+  async send(user, text) {
     const body = JSON.stringify({ user, text, client_msg_id: newClientMsgId(), via: this.name });
     const backoff = new Backoff();
     for (let attempt = 0; ; attempt += 1) {

@@ -25,7 +25,7 @@
 //
 // Sending: POST /api/messages with "via":"longpoll" (see common.js).
 
-import { Transport, errorOf, sleep } from './common.js';
+import { Transport } from './common.js';
 
 /** How long the server may hold a request, in seconds (it clamps to 1..=55). */
 export const WAIT_S = 25;
@@ -33,51 +33,27 @@ export const WAIT_S = 25;
 const FIRST_WAIT_S = 1;
 
 export class LongPollTransport extends Transport {
-  constructor() {
-    super('longpoll');
-    /** Aborts the request the server is holding, if any. */
-    this.inFlight = null;
-  }
+  static name = 'longpoll';
+  static title = 'Long polling';
+  static summary = 'Asks again as soon as it has an answer; the server holds each request until there is news.';
 
   start(generation) {
     this.loop(generation);
-  }
-
-  stop() {
-    this.inFlight?.abort();
-  }
-
-  send(user, text) {
-    return this.postMessage(user, text);
   }
 
   /** Asks, waits for the answer, asks again, until close(). */
   async loop(generation) {
     let answered = false; // has this connection had an answer yet?
     while (generation === this.generation) {
-      const controller = new AbortController();
-      this.inFlight = controller;
-      const wait = `wait_s=${answered ? WAIT_S : FIRST_WAIT_S}`;
-      const query = [this.sinceParam(), wait].filter(Boolean).join('&');
-      this.counters.requests += 1;
+      const wait_s = answered ? WAIT_S : FIRST_WAIT_S;
       try {
-        const response = await fetch(`/longpoll/messages?${query}`, {
-          signal: controller.signal,
-          cache: 'no-store',
-        });
-        if (!response.ok) throw await errorOf(response);
-        const page = await response.json();
+        const page = await this.fetchPage(this.url('/longpoll/messages', { wait_s }));
         if (generation !== this.generation) return; // closed meanwhile
         answered = true;
-        this.backoff.reset();
-        this.setState('connected');
         this.acceptPage(page);
       } catch (error) {
-        if (generation !== this.generation) return;
         answered = false;
-        this.setState('reconnecting');
-        if (error.code === 'cursor_ahead' && (await this.resetIfAhead())) continue;
-        await sleep(this.backoff.next());
+        if (!(await this.recover(generation, { error }))) return;
       }
     }
   }

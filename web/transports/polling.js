@@ -19,23 +19,36 @@
 //
 // What it costs: a request and a response head every interval, news or not
 // (the pane's "empty" counter), and a message waits half an interval on
-// average before anyone sees it. Shorter intervals buy latency with requests.
+// average before anyone sees it. Shorter intervals buy latency with requests:
+// the pane lets you pick the interval (`static options` below).
 //
 // Sending: POST /api/messages with "via":"polling" (see common.js).
 
-import { FULL_PAGE, Transport, errorOf } from './common.js';
-
-/** The default time between two polls. */
-export const DEFAULT_INTERVAL_MS = 1000;
+import { FULL_PAGE, Transport } from './common.js';
 
 export class PollingTransport extends Transport {
-  constructor({ intervalMs = DEFAULT_INTERVAL_MS } = {}) {
-    super('polling');
-    this.intervalMs = intervalMs;
+  static name = 'polling';
+  static title = 'Regular polling';
+  static summary = 'Asks every interval; the server answers at once, usually with nothing.';
+  static options = [
+    {
+      key: 'intervalMs',
+      id: 'poll-interval',
+      label: 'Poll every',
+      choices: [
+        { value: 500, label: '0.5 s' },
+        { value: 1000, label: '1 s' },
+        { value: 2000, label: '2 s' },
+        { value: 5000, label: '5 s' },
+      ],
+      default: 1000,
+    },
+  ];
+
+  constructor(settings) {
+    super(settings);
     /** The timer of the next poll, while one is waiting. */
     this.timer = null;
-    /** Aborts the poll on the wire, if any. */
-    this.inFlight = null;
   }
 
   start(generation) {
@@ -45,51 +58,29 @@ export class PollingTransport extends Transport {
   stop() {
     clearTimeout(this.timer);
     this.timer = null;
-    this.inFlight?.abort();
+    super.stop(); // aborts the poll on the wire, if any
   }
 
-  send(user, text) {
-    return this.postMessage(user, text);
-  }
-
-  /** Changes the interval; a poll already waiting is rescheduled. */
-  setPollInterval(ms) {
-    this.intervalMs = ms;
+  /** A new interval: a poll already waiting is rescheduled with it. */
+  optionChanged() {
     if (this.timer !== null) {
       clearTimeout(this.timer);
-      this.schedule(this.generation, ms);
+      this.schedule(this.generation, this.settings.intervalMs);
     }
   }
 
   async poll(generation) {
     this.timer = null;
-    const controller = new AbortController();
-    this.inFlight = controller;
-    const since = this.sinceParam();
-    this.counters.requests += 1;
     let page;
     try {
-      const response = await fetch(`/polling/messages${since ? `?${since}` : ''}`, {
-        signal: controller.signal,
-        cache: 'no-store',
-      });
-      if (!response.ok) throw await errorOf(response);
-      page = await response.json();
+      page = await this.fetchPage(this.url('/polling/messages'));
     } catch (error) {
-      if (generation !== this.generation) return; // closed meanwhile
-      this.setState('reconnecting');
-      if (error.code === 'cursor_ahead' && (await this.resetIfAhead())) {
-        this.schedule(generation, 0);
-      } else {
-        this.schedule(generation, this.backoff.next());
-      }
+      if (await this.recover(generation, { error })) this.poll(generation);
       return;
     }
-    if (generation !== this.generation) return;
-    this.backoff.reset();
-    this.setState('connected');
+    if (generation !== this.generation) return; // closed meanwhile
     this.acceptPage(page);
-    this.schedule(generation, page.messages.length >= FULL_PAGE ? 0 : this.intervalMs);
+    this.schedule(generation, page.messages.length >= FULL_PAGE ? 0 : this.settings.intervalMs);
   }
 
   schedule(generation, ms) {

@@ -34,12 +34,14 @@
 import { Transport } from './common.js';
 
 export class SseTransport extends Transport {
-  constructor() {
-    super('sse');
+  static name = 'sse';
+  static title = 'Server-Sent Events';
+  static summary = 'One response that never ends, one event per message. Sends go over POST.';
+
+  constructor(settings) {
+    super(settings);
     /** The current EventSource, if any. */
     this.source = null;
-    /** The timer of our own reconnect, after the browser gave up. */
-    this.retryTimer = null;
   }
 
   start(generation) {
@@ -47,29 +49,16 @@ export class SseTransport extends Transport {
   }
 
   stop() {
-    clearTimeout(this.retryTimer);
     this.source?.close();
     this.source = null;
   }
 
-  send(user, text) {
-    return this.postMessage(user, text);
-  }
-
   open(generation) {
-    const since = this.sinceParam();
-    const source = new EventSource(`/sse/events${since ? `?${since}` : ''}`);
+    const source = new EventSource(this.url('/sse/events'));
     this.source = source;
     this.counters.requests += 1;
 
-    source.addEventListener('open', () => {
-      this.backoff.reset();
-      // Without `since`, the backfill follows at once; if the chat is empty
-      // there is none, and the chat starts at 0. Remember that, so that a
-      // reconnect asks for everything after 0 rather than a fresh backfill.
-      if (this.lastId === null) this.lastId = 0;
-      this.setState('connected');
-    });
+    source.addEventListener('open', () => this.opened());
     source.addEventListener('message', (event) => {
       this.deliver(JSON.parse(event.data), event.data);
     });
@@ -79,23 +68,21 @@ export class SseTransport extends Transport {
     source.addEventListener('error', () => this.failed(source, generation));
   }
 
-  failed(source, generation) {
+  async failed(source, generation) {
     if (generation !== this.generation || source !== this.source) return;
-    this.setState('reconnecting');
     if (source.readyState === EventSource.CONNECTING) {
       // The stream dropped; the browser retries by itself after `retry:`,
       // with Last-Event-ID. That retry is one more request.
+      this.setState('reconnecting');
       this.counters.requests += 1;
       return;
     }
-    // CLOSED: the browser gave up. Start over with our own cursor, first
-    // checking whether the server lost its history (a restart with a new
-    // store refuses our cursor as being ahead of its newest id).
+    // CLOSED: the browser gave up, and hides why. Start over with our own
+    // cursor; recover() first checks whether the server lost its history (a
+    // restart with a new store refuses our cursor as being ahead of its
+    // newest id).
     source.close();
     this.source = null;
-    this.retryTimer = setTimeout(async () => {
-      await this.resetIfAhead();
-      if (generation === this.generation) this.open(generation);
-    }, this.backoff.next());
+    if (await this.recover(generation, { hidden: true })) this.open(generation);
   }
 }

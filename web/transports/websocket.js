@@ -34,12 +34,14 @@ const SEND_TIMEOUT_MS = 10_000;
 const CLOSE_TOO_BIG = 1009;
 
 export class WebSocketTransport extends Transport {
-  constructor() {
-    super('websocket');
+  static name = 'websocket';
+  static title = 'WebSocket';
+  static summary = 'One upgraded connection: messages come down and sends go up, as frames.';
+
+  constructor(settings) {
+    super(settings);
     /** The current socket, if any. */
     this.socket = null;
-    /** The timer of the next reconnect. */
-    this.retryTimer = null;
     /** Sends waiting for an answer, oldest first: client_msg_id → entry. */
     this.pending = new Map();
   }
@@ -49,13 +51,13 @@ export class WebSocketTransport extends Transport {
   }
 
   stop() {
-    clearTimeout(this.retryTimer);
     this.socket?.close(1000, 'disconnected by the user');
     this.socket = null;
     this.failPending(new SendError('disconnected', 'the pane was disconnected'));
   }
 
-  /** Resolves with {id, client_msg_id} on the ack; rejects on an error frame. */
+  /** Sends over the socket rather than POST (this replaces the base's send):
+   *  resolves with {id, client_msg_id} on the ack; rejects on an error frame. */
   send(user, text) {
     if (!this.running) {
       return Promise.reject(new SendError('disconnected', 'connect the pane to send'));
@@ -73,37 +75,30 @@ export class WebSocketTransport extends Transport {
   }
 
   open(generation) {
-    const since = this.sinceParam();
+    // WebSocket wants an absolute ws: or wss: address.
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}/ws${since ? `?${since}` : ''}`);
+    const socket = new WebSocket(`${scheme}//${location.host}${this.url('/ws')}`);
     this.socket = socket;
     this.counters.requests += 1; // the upgrade request
     let opened = false;
 
     socket.addEventListener('open', () => {
       opened = true;
-      this.backoff.reset();
-      // As with SSE: without `since` the backfill follows at once, and an
-      // empty chat starts at 0.
-      if (this.lastId === null) this.lastId = 0;
-      this.setState('connected');
+      this.opened();
       for (const { frame } of this.pending.values()) socket.send(frame);
     });
     socket.addEventListener('message', (event) => this.receive(event.data));
-    socket.addEventListener('close', (event) => {
+    socket.addEventListener('close', async (event) => {
       if (socket !== this.socket) return; // closed by close(), or replaced
       this.socket = null;
       // Sending the same frame again would only be refused again.
       if (event.code === CLOSE_TOO_BIG) {
         this.failPending(new SendError('too_big', 'the server refused a frame as too big'));
       }
-      this.setState('reconnecting');
-      this.retryTimer = setTimeout(async () => {
-        // A refused upgrade (say, 400 cursor_ahead after a server restart)
-        // never opens; it looks like any lost connection (1006).
-        if (!opened) await this.resetIfAhead();
-        if (generation === this.generation) this.open(generation);
-      }, this.backoff.next());
+      // A refused upgrade (say, 400 cursor_ahead after a server restart)
+      // never opens; it looks like any lost connection (1006), so recover()
+      // checks the cursor before the next try.
+      if (await this.recover(generation, { hidden: !opened })) this.open(generation);
     });
   }
 
