@@ -6,8 +6,6 @@
 //!
 //! - `cargo bench -p chat-benches --bench longpoll_wakeup`: the time from a
 //!   send (`POST /api/messages`) to the held long poll's answer arriving.
-//! - `cargo run --release -p chat-benches --bin wire_overhead`: bytes and
-//!   requests per delivered message for each transport, from `/api/stats`.
 //! - `cargo bench -p chat-benches --bench send_to_deliver` (and `fanout`,
 //!   `burst`, `store`): latency, fan-out and burst throughput, the store alone.
 //! - `cargo run --release -p chat-benches --bin loadgen -- --help`: many
@@ -28,7 +26,7 @@ pub fn start_server(config: Config) -> anyhow::Result<RunningServer> {
     Ok(chat_http::start(
         listener,
         AppState::new(config),
-        chat_demo::MOUNTS,
+        &chat_demo::mounts(chat_demo::Settings::default()),
     )?)
 }
 
@@ -139,14 +137,7 @@ impl Drop for Subscribers {
 
 /// The server's `open` counter for a transport.
 fn open(server: &RunningServer, transport: chat_client::Transport) -> u64 {
-    let snapshot = server.state.stats.snapshot();
-    let counters = match transport {
-        chat_client::Transport::Polling => snapshot.polling,
-        chat_client::Transport::Longpoll => snapshot.longpoll,
-        chat_client::Transport::Sse => snapshot.sse,
-        chat_client::Transport::Websocket => snapshot.websocket,
-    };
-    counters.open
+    server.state.stats.snapshot().of(transport).open
 }
 
 /// Appends one message of about 100 bytes of JSON straight to the store.

@@ -95,15 +95,7 @@ pub async fn measure(transport: Transport, scenario: Scenario) -> anyhow::Result
             ..Options::default()
         },
     );
-    let stats_of = |server: &chat_http::RunningServer| {
-        let snapshot = server.state.stats.snapshot();
-        match transport {
-            Transport::Polling => snapshot.polling,
-            Transport::Longpoll => snapshot.longpoll,
-            Transport::Sse => snapshot.sse,
-            Transport::Websocket => snapshot.websocket,
-        }
-    };
+    let stats_of = |server: &chat_http::RunningServer| server.state.stats.snapshot().of(transport);
 
     // Warm up: the subscriber connects and gets one message before anything
     // is counted, so every scenario measures a connected client.

@@ -455,7 +455,7 @@ async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let server = chat_http::start(
         listener,
         chat_http::AppState::new(chat_http::Config::default()),
-        chat_demo::MOUNTS,
+        &chat_demo::mounts(chat_demo::Settings::default()),
     )?;
     println!("listening on http://{}", server.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

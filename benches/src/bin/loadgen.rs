@@ -1139,20 +1139,15 @@ async fn snapshot(client: &Client, transport: Transport) -> anyhow::Result<Snaps
     let stats = timeout(STATS_TIMEOUT, client.stats())
         .await
         .context("GET /api/stats did not answer in time")??;
-    let of = |value: &serde_json::Value, key: &str| {
-        value[key]
-            .as_u64()
-            .with_context(|| format!("/api/stats has no counter {key:?}"))
-    };
-    let c = &stats["transports"][transport.as_str()];
+    let c = stats.transports.of(transport);
     Ok(Snapshot {
         counters: Counters {
-            requests: of(c, "requests")?,
-            open: of(c, "open")?,
-            bytes_out: of(c, "bytes_out")?,
-            messages_delivered: of(c, "messages_delivered")?,
+            requests: c.requests,
+            open: c.open,
+            bytes_out: c.bytes_out,
+            messages_delivered: c.messages_delivered,
         },
-        last_id: of(&stats["store"], "last_id")?,
+        last_id: stats.store.last_id,
     })
 }
 

@@ -25,10 +25,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-pub use chat_store::{Cursor, Message, MessageId, Transport, Via};
+use chat_protocol::{ClientFrame, PageBody, SendRequest};
+pub use chat_protocol::{Cursor, Message, MessageId, StatsBody, Transport, Via};
 
 mod poll;
 mod sse;
@@ -138,13 +137,12 @@ impl Client {
         via: Via,
     ) -> Result<Sent, ClientError> {
         if via == Via::Websocket {
-            let json = ws::send_once(
-                &self.base,
-                serde_json::json!({
-                    "type": "send", "user": user, "text": text, "client_msg_id": client_msg_id,
-                }),
-            )
-            .await?;
+            let frame = ClientFrame::Send {
+                user: user.to_owned(),
+                text: text.to_owned(),
+                client_msg_id: client_msg_id.map(str::to_owned),
+            };
+            let json = ws::send_once(&self.base, frame).await?;
             let message = serde_json::from_str(&json)
                 .map_err(|e| ClientError::Protocol(format!("message frame: {e}")))?;
             return Ok(Sent {
@@ -155,9 +153,12 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/api/messages", self.base))
-            .json(&serde_json::json!({
-                "user": user, "text": text, "client_msg_id": client_msg_id, "via": via,
-            }))
+            .json(&SendRequest {
+                user: user.to_owned(),
+                text: text.to_owned(),
+                client_msg_id: client_msg_id.map(str::to_owned),
+                via: Some(via),
+            })
             .send()
             .await?;
         let status = response.status();
@@ -173,8 +174,8 @@ impl Client {
         })
     }
 
-    /// `GET /api/stats`, as JSON.
-    pub async fn stats(&self) -> Result<serde_json::Value, ClientError> {
+    /// `GET /api/stats`: every transport's counters and the store's.
+    pub async fn stats(&self) -> Result<StatsBody, ClientError> {
         let response = self
             .http
             .get(format!("{}/api/stats", self.base))
@@ -270,7 +271,7 @@ impl Subscription {
     }
 
     /// Queues a batch in order, dropping anything already handed out.
-    fn accept(&mut self, batch: Batch) -> Result<(), ClientError> {
+    fn accept(&mut self, batch: PageBody) -> Result<(), ClientError> {
         if batch.missed > 0 {
             self.ready.push_back(Event::Gap {
                 missed: batch.missed,
@@ -293,15 +294,6 @@ impl Subscription {
         }
         Ok(())
     }
-}
-
-/// One answer's worth of events, as every transport reports it.
-#[derive(Debug, Deserialize)]
-struct Batch {
-    messages: Vec<Box<RawValue>>,
-    cursor: Cursor,
-    #[serde(default)]
-    missed: u64,
 }
 
 /// Failed attempts in a row within one fetch, and what to do after one:

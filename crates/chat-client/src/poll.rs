@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::{Batch, ClientError, Cursor, Options, Retry, refused};
+use chat_protocol::PageBody;
+use chat_protocol::limits::MAX_PAGE;
+
+use crate::{ClientError, Cursor, Options, Retry, Transport, refused};
 
 /// Requests pages of messages after a cursor.
 pub(crate) struct PollFeed {
@@ -17,9 +20,9 @@ pub(crate) struct PollFeed {
 impl PollFeed {
     pub(crate) fn new(http: reqwest::Client, base: &str, long: bool, options: Options) -> Self {
         let path = if long {
-            "/longpoll/messages"
+            Transport::Longpoll.route()
         } else {
-            "/polling/messages"
+            Transport::Polling.route()
         };
         PollFeed {
             http,
@@ -35,7 +38,7 @@ impl PollFeed {
         &mut self,
         cursor: Option<Cursor>,
         reconnects: &mut u64,
-    ) -> Result<Batch, ClientError> {
+    ) -> Result<PageBody, ClientError> {
         if self.pause && !self.long {
             tokio::time::sleep(self.options.poll_interval).await;
         }
@@ -52,7 +55,7 @@ impl PollFeed {
         }
     }
 
-    async fn request(&self, cursor: Option<Cursor>) -> Result<Batch, ClientError> {
+    async fn request(&self, cursor: Option<Cursor>) -> Result<PageBody, ClientError> {
         let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(cursor) = cursor {
             query.push(("since", cursor.to_string()));
@@ -74,7 +77,3 @@ impl PollFeed {
         serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("page: {e}")))
     }
 }
-
-/// The server's largest page (the contract's default and maximum `limit`):
-/// an answer this full means more is waiting.
-const MAX_PAGE: usize = 500;

@@ -6,7 +6,9 @@ use eventsource_stream::{Event as SseEvent, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use crate::{Batch, ClientError, Cursor, Options, Retry, refused};
+use chat_protocol::{Gap, PageBody};
+
+use crate::{ClientError, Cursor, Options, Retry, Transport, refused};
 
 type Events =
     Pin<Box<dyn Stream<Item = Result<SseEvent, EventStreamError<reqwest::Error>>> + Send>>;
@@ -23,7 +25,7 @@ impl SseFeed {
     pub(crate) fn new(http: reqwest::Client, base: &str, options: Options) -> Self {
         SseFeed {
             http,
-            url: format!("{base}/sse/events"),
+            url: format!("{base}{}", Transport::Sse.route()),
             options,
             events: None,
         }
@@ -39,7 +41,7 @@ impl SseFeed {
         &mut self,
         cursor: Option<Cursor>,
         reconnects: &mut u64,
-    ) -> Result<Batch, ClientError> {
+    ) -> Result<PageBody, ClientError> {
         let mut retry = Retry::new(&self.options, reconnects);
         loop {
             let events = match &mut self.events {
@@ -91,16 +93,12 @@ async fn connect(
 }
 
 /// A message or gap event as a batch; `None` for anything else.
-fn to_batch(event: SseEvent) -> Result<Option<Batch>, ClientError> {
+fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
     match event.event.as_str() {
         "gap" => {
-            #[derive(serde::Deserialize)]
-            struct Gap {
-                missed: u64,
-            }
             let gap: Gap = serde_json::from_str(&event.data)
                 .map_err(|e| ClientError::Protocol(format!("gap event: {e}")))?;
-            Ok(Some(Batch {
+            Ok(Some(PageBody {
                 messages: Vec::new(),
                 cursor: Cursor(0),
                 missed: gap.missed,
@@ -113,7 +111,7 @@ fn to_batch(event: SseEvent) -> Result<Option<Batch>, ClientError> {
                 .map_err(|_| ClientError::Protocol(format!("event id {:?}", event.id)))?;
             let raw = RawValue::from_string(event.data)
                 .map_err(|e| ClientError::Protocol(format!("event data: {e}")))?;
-            Ok(Some(Batch {
+            Ok(Some(PageBody {
                 messages: vec![raw],
                 cursor: Cursor(id),
                 missed: 0,

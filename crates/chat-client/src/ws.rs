@@ -1,13 +1,14 @@
 //! WebSocket: one socket, message frames down, sends up.
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::value::RawValue;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::{Batch, ClientError, Cursor, Options, Retry};
+use chat_protocol::{ClientFrame, Control, Incoming, PageBody};
+
+use crate::{ClientError, Cursor, Options, Retry, Transport};
 
 /// Bytes reserved for reading per socket.
 const READ_BUFFER: usize = 8 * 1024;
@@ -25,7 +26,11 @@ pub(crate) struct WsFeed {
 
 /// `ws://host/ws` for `http://host`.
 pub(crate) fn ws_url(base: &str) -> String {
-    format!("{}/ws", base.replacen("http", "ws", 1))
+    format!(
+        "{}{}",
+        base.replacen("http", "ws", 1),
+        Transport::Websocket.route()
+    )
 }
 
 impl WsFeed {
@@ -47,7 +52,7 @@ impl WsFeed {
         &mut self,
         cursor: Option<Cursor>,
         reconnects: &mut u64,
-    ) -> Result<Batch, ClientError> {
+    ) -> Result<PageBody, ClientError> {
         let mut retry = Retry::new(&self.options, reconnects);
         loop {
             let socket = match &mut self.socket {
@@ -101,41 +106,30 @@ pub(crate) async fn connect(url: &str, cursor: Option<Cursor>) -> Result<Socket,
 }
 
 /// A message or gap frame as a batch; `None` for acks and errors.
-fn to_batch(text: &str) -> Result<Option<Batch>, ClientError> {
-    #[derive(serde::Deserialize)]
-    struct Control {
-        #[serde(rename = "type")]
-        kind: Option<String>,
-        missed: Option<u64>,
-        id: Option<u64>,
-    }
-    let control: Control =
-        serde_json::from_str(text).map_err(|e| ClientError::Protocol(format!("frame: {e}")))?;
-    match (control.kind.as_deref(), control.missed, control.id) {
-        (Some("gap"), Some(missed), _) => Ok(Some(Batch {
+fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
+    let incoming =
+        Incoming::parse(text).map_err(|e| ClientError::Protocol(format!("frame: {e}")))?;
+    Ok(match incoming {
+        Incoming::Control(Control::Gap { missed }) => Some(PageBody {
             messages: Vec::new(),
             cursor: Cursor(0),
             missed,
-        })),
-        (Some(_), _, _) => Ok(None),
-        (None, _, Some(id)) => Ok(Some(Batch {
-            messages: vec![
-                RawValue::from_string(text.to_owned())
-                    .map_err(|e| ClientError::Protocol(format!("frame: {e}")))?,
-            ],
-            cursor: Cursor(id),
+        }),
+        Incoming::Control(_) => None,
+        Incoming::Message { id, raw } => Some(PageBody {
+            messages: vec![raw],
+            cursor: Cursor::after(id),
             missed: 0,
-        })),
-        (None, _, None) => Err(ClientError::Protocol(format!("frame without id: {text}"))),
-    }
+        }),
+    })
 }
 
 /// Sends one message over a fresh socket, waits for its ack and for the
 /// message itself to come back, and returns the message's JSON.
-pub(crate) async fn send_once(base: &str, frame: serde_json::Value) -> Result<String, ClientError> {
+pub(crate) async fn send_once(base: &str, frame: ClientFrame) -> Result<String, ClientError> {
     let mut socket = connect(&ws_url(base), None).await?;
     socket
-        .send(Frame::text(frame.to_string()))
+        .send(Frame::text(frame.to_json()))
         .await
         .map_err(|e| ClientError::Protocol(format!("websocket send: {e}")))?;
     let mut acked = None;
@@ -146,20 +140,20 @@ pub(crate) async fn send_once(base: &str, frame: serde_json::Value) -> Result<St
         }
         match socket.next().await {
             Some(Ok(Frame::Text(text))) => {
-                let value: serde_json::Value = serde_json::from_str(text.as_str())
+                let incoming = Incoming::parse(text.as_str())
                     .map_err(|e| ClientError::Protocol(format!("frame: {e}")))?;
-                match (value["type"].as_str(), value["id"].as_u64()) {
-                    (Some("ack"), Some(id)) => acked = Some(id),
-                    (Some("error"), _) => {
+                match incoming {
+                    Incoming::Control(Control::Ack { id, .. }) => acked = Some(id),
+                    Incoming::Control(Control::Error { .. }) => {
                         break Err(ClientError::Refused {
                             status: 400,
-                            body: value.to_string(),
+                            body: text.as_str().to_owned(),
                         });
                     }
-                    (None, Some(id)) => {
-                        seen.insert(id, text.as_str().to_owned());
+                    Incoming::Control(_) => {}
+                    Incoming::Message { id, raw } => {
+                        seen.insert(id, raw.get().to_owned());
                     }
-                    _ => {}
                 }
             }
             Some(Ok(_)) => {}

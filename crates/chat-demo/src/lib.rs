@@ -5,15 +5,33 @@
 //! `chat-http`, so a message sent through any of them reaches clients of all
 //! of them, and the page at `/` shows them side by side.
 //!
-//! The list of transports is [`MOUNTS`]; the behaviour tests in `tests/`
-//! start a server with the same list on port 0.
+//! The list of transports is [`mounts`], the only place that names them all;
+//! their settings are [`Settings`]. The behaviour tests in `tests/` start a
+//! server with the same list on port 0.
 
 use chat_http::Mount;
 
+/// Every transport's own settings, flattened into the demo's command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(id = "transports")]
+pub struct Settings {
+    /// Long polling.
+    #[command(flatten)]
+    pub longpoll: chat_longpoll::Settings,
+    /// Server-sent events.
+    #[command(flatten)]
+    pub sse: chat_sse::Settings,
+    /// WebSocket.
+    #[command(flatten)]
+    pub websocket: chat_websocket::Settings,
+}
+
 /// Every transport the demo serves, in the order the page shows them.
-pub const MOUNTS: &[Mount] = &[
-    chat_polling::MOUNT,
-    chat_longpoll::MOUNT,
-    chat_sse::MOUNT,
-    chat_websocket::MOUNT,
-];
+pub fn mounts(settings: Settings) -> Vec<Mount> {
+    vec![
+        chat_polling::mount(),
+        chat_longpoll::mount(settings.longpoll),
+        chat_sse::mount(settings.sse),
+        chat_websocket::mount(settings.websocket),
+    ]
+}

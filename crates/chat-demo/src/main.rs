@@ -7,6 +7,6 @@ fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-demo",
         "One chat, four transports: polling, long polling, SSE and WebSocket side by side",
-        chat_demo::MOUNTS,
+        chat_demo::mounts,
     )
 }

@@ -197,7 +197,7 @@ async fn a_transport_server_shows_only_its_pane() {
     let server = chat_http::start(
         listener,
         chat_http::AppState::new(chat_http::Config::default()),
-        &[chat_sse::MOUNT],
+        &[chat_sse::mount(chat_sse::Settings::default())],
     )
     .expect("starts");
     let base = format!("http://{}", server.addr);

@@ -40,7 +40,8 @@ use actix_web::{Error, HttpMessage};
 use futures_util::Stream;
 
 use crate::AppState;
-use crate::stats::{Stats, Transport};
+use crate::stats::Stats;
+use chat_protocol::Transport;
 
 /// Middleware that counts a scope's traffic under `transport`. Mount it on
 /// each transport's scope.

@@ -9,13 +9,12 @@ use actix_web::http::{StatusCode, header};
 use actix_web::web::{self, Data};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
-use serde::Deserialize;
 
+use chat_protocol::{ConfigBody, ErrorBody, SendRequest, StatsBody, StoreSnapshot, Transport};
 use chat_store::{Appended, Cursor, CursorError, NewMessage, SendError, Via};
 
 use crate::AppState;
 use crate::accounting::count_bytes_by_via;
-use crate::stats::{StatsBody, StoreSnapshot, Transport};
 
 /// Every way a request can be refused. Each maps to a status and a JSON body
 /// `{"error":{"code":"…","message":"…"}}`.
@@ -27,11 +26,9 @@ pub enum ApiError {
     /// The message breaks a rule of the store.
     #[error(transparent)]
     Invalid(#[from] SendError),
-    /// `via` names a transport that cannot send over HTTP.
-    #[error(
-        "via must be polling, longpoll, sse or api for a POST; WebSocket sends over its socket"
-    )]
-    InvalidVia,
+    /// `via` names a transport whose clients do not send with a POST.
+    #[error("via {0} does not send with a POST: that transport sends over its own connection")]
+    InvalidVia(&'static str),
     /// The body is larger than the configured limit.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -55,12 +52,6 @@ pub enum ApiError {
     /// The cursor is ahead of the newest message.
     #[error(transparent)]
     Cursor(#[from] CursorError),
-    /// A WebSocket upgrade from a page on another origin.
-    #[error("origin {0:?} may not open a WebSocket here")]
-    CrossOrigin(String),
-    /// A request to a WebSocket endpoint that is not a valid upgrade.
-    #[error("not a WebSocket upgrade: {0}")]
-    NotWebSocket(String),
 }
 
 impl ApiError {
@@ -69,21 +60,22 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::Invalid(e) => e.code(),
-            ApiError::InvalidVia => "invalid_via",
+            ApiError::InvalidVia(_) => "invalid_via",
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Payload(_) => "bad_body",
             ApiError::BadQuery { .. } => "invalid_query",
             ApiError::Cursor(_) => "cursor_ahead",
-            ApiError::CrossOrigin(_) => "cross_origin",
-            ApiError::NotWebSocket(_) => "not_websocket",
         }
     }
 }
 
-/// The JSON body of an error answer.
-pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "error": { "code": code, "message": message } })
+/// The contract's error answer: `status` and `{"error":{"code","message"}}`,
+/// never cached. Every error type of every transport answers through it.
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .json(ErrorBody::new(code, message))
 }
 
 impl ResponseError for ApiError {
@@ -91,16 +83,22 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-            .json(error_body(self.code(), &self.to_string()))
+        error_response(self.status_code(), self.code(), &self.to_string())
     }
+}
+
+/// A `200` JSON answer that no cache may keep (a page of messages, a
+/// count): every answer about the chat is stale a moment later.
+pub fn fresh_json(body: bytes::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .body(body)
 }
 
 /// Mounts `POST /api/messages` and `GET /api/stats`.
@@ -117,21 +115,10 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
 
 /// Any other path under `/api`: a JSON 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    HttpResponse::NotFound().json(error_body(
+    HttpResponse::NotFound().json(ErrorBody::new(
         "not_found",
         &format!("no route for {} {}", req.method(), req.path()),
     ))
-}
-
-/// The body of `POST /api/messages`.
-#[derive(Debug, Deserialize)]
-struct SendBody {
-    user: String,
-    text: String,
-    #[serde(default)]
-    client_msg_id: Option<String>,
-    #[serde(default)]
-    via: Option<Via>,
 }
 
 /// `POST /api/messages`: store a message, answer 201 with it (or 200 with the
@@ -163,14 +150,14 @@ async fn send(
         }
         body.extend_from_slice(&chunk);
     }
-    let parsed: SendBody =
+    let parsed: SendRequest =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     let via = parsed.via.unwrap_or(Via::Api);
-    if via == Via::Websocket {
-        return Err(ApiError::InvalidVia);
-    }
     // Tell the byte counter which transport this send belongs to.
     if let Some(transport) = Transport::from_via(via) {
+        if !transport.sends_by_post() {
+            return Err(ApiError::InvalidVia(transport.as_str()));
+        }
         req.extensions_mut().insert(transport);
     }
 
@@ -215,13 +202,12 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
 /// transports it mounts (a transport's own binary mounts one) and the longest
 /// text it accepts.
 async fn config(state: Data<AppState>) -> HttpResponse {
-    let transports: Vec<&str> = state.transports.iter().map(|t| t.as_str()).collect();
     HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-        .json(serde_json::json!({
-            "transports": transports,
-            "max_text": state.config.max_text,
-        }))
+        .json(ConfigBody {
+            transports: state.transports.to_vec(),
+            max_text: state.config.max_text,
+        })
 }
 
 /// A request's query parameters, parsed strictly: a parameter that is present
@@ -237,6 +223,19 @@ impl Query {
                 name: "query",
                 reason: format!("is not a valid query string: {e}"),
             })
+    }
+
+    /// `limit`, the size of a page: 1 to `max`, larger values clamped, `max`
+    /// when absent.
+    pub fn limit(&self, max: usize) -> Result<usize, ApiError> {
+        match self.number::<usize>("limit")? {
+            None => Ok(max),
+            Some(0) => Err(ApiError::BadQuery {
+                name: "limit",
+                reason: format!("must be 1 to {max}, got 0"),
+            }),
+            Some(n) => Ok(n.min(max)),
+        }
     }
 
     /// `since`, the cursor every transport takes.

@@ -1,41 +1,48 @@
 //! # chat-http: what every chat server shares beyond the store
 //!
-//! Each transport crate (`chat-polling`, `chat-longpoll`, `chat-sse`,
-//! `chat-websocket`) is only the part that differs: how messages travel to a
-//! client. Everything around that lives here, once:
+//! Each transport crate is only the part that differs: how messages travel to
+//! a client. Everything around that lives here, once, and this crate knows no
+//! transport by name: it keeps counters for every [`Transport`] in
+//! `Transport::ALL`, serves whatever [`Mount`]s it is given, and offers the
+//! streaming transports the pieces of their connection loop.
 //!
-//! - [`config`]: every flag and environment variable (`--addr`/`CHAT_ADDR`,
-//!   history, backfill, size limits, timings), with the defaults as named
-//!   constants.
+//! - [`config`]: the flags every server has (`--addr`/`CHAT_ADDR`, history,
+//!   backfill, size limits, the slow-reader backlog, workers, shutdown), with
+//!   the defaults as named constants. Each transport crate adds its own
+//!   settings (a `clap::Args` struct) next to these.
 //! - [`api`]: `POST /api/messages` (send, with the contract's 400, 413 and 415
-//!   answers), `GET /api/stats`, the [`ApiError`] type that turns every
-//!   refusal into a status and a JSON body, and strict query parsing, so that
-//!   `since=abc`, `since=-1` and `since=18446744073709551616` are clear 400s.
+//!   answers), `GET /api/stats`, `GET /api/config`, the [`ApiError`] type
+//!   that turns every refusal into a status and the contract's error body, and
+//!   strict query parsing, so that `since=abc`, `since=-1` and
+//!   `since=18446744073709551616` are clear 400s.
 //! - [`stats`]: per-transport counters (requests, open, bytes in and out,
 //!   messages delivered, empty responses).
 //! - [`accounting`]: the middleware that counts bytes *on the wire*, heads and
 //!   framing included, so that `bytes_out / messages_delivered` is the real
 //!   cost of a message on each transport.
-//! - [`backlog`]: the slow-reader rule of the streaming transports: how far
-//!   behind the live chat a client may fall before it is cut off.
+//! - [`streaming`]: what only the streaming transports need: the slow-reader
+//!   rule ([`Backlog`]), the [`Connection`] handle that can reset a stalled
+//!   client safely, and [`End`], the outcome of every connection loop.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
 //!   requests and streams listen to, the static page, and [`run_binary`], the
 //!   `main` of every binary.
 //!
-//! A transport crate exports one [`Mount`] (`MOUNT`: its name and a function
-//! that adds its scope to an app); the demo server passes all four to
-//! [`start`], a transport's own binary passes just its own.
+//! A transport crate exports a `mount` function that returns a [`Mount`] (its
+//! transport and a function that adds its scope, with its settings, to an
+//! app); the demo server passes all of them to [`start`], a transport's own
+//! binary passes just its own.
 
 pub mod accounting;
 pub mod api;
-pub mod backlog;
 pub mod config;
 pub mod server;
 pub mod stats;
+pub mod streaming;
 
 pub use api::{ApiError, Query};
-pub use backlog::Backlog;
+pub use chat_protocol::Transport;
 pub use config::Config;
-pub use server::{AppState, ConnectionHandle, Mount, RunningServer, listen, run_binary, start};
-pub use stats::{Counters, StatsBody, Transport};
+pub use server::{AppState, Mount, NoSettings, RunningServer, listen, run_binary, start};
+pub use stats::Counters;
+pub use streaming::{Backlog, Connection, End};

@@ -1,26 +1,26 @@
 //! Starting, running and stopping a server: the shared state, the app that
 //! mounts the transports, graceful shutdown, and the binaries' `main`.
 
-use std::any::Any;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::{Extensions, ServerHandle};
+use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpRequest, HttpServer, web};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use actix_web::{App, HttpServer, web};
+use clap::{Args, Command, FromArgMatches};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use chat_store::Store;
 
+use chat_protocol::Transport;
+
 use crate::api;
 use crate::config::Config;
-use crate::stats::{Stats, Transport};
+use crate::stats::Stats;
+use crate::streaming::remember_socket;
 
 /// The page may load scripts, styles and connections from its own origin
 /// only; no inline script can run, even if user text were ever mistaken for
@@ -59,64 +59,32 @@ impl AppState {
 }
 
 /// A transport a server can mount: which one, and the function that adds its
-/// routes to an app. Each transport crate exports one as `MOUNT`.
-#[derive(Clone, Copy)]
+/// routes (with its own settings) to an app. Each transport crate makes one
+/// with its `mount` function.
+#[derive(Clone)]
 pub struct Mount {
     /// The transport.
     pub transport: Transport,
-    /// Adds its scope to an app.
-    pub routes: fn(&mut web::ServiceConfig),
+    /// Adds its scope to an app; called once per worker.
+    pub routes: Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>,
 }
 
-/// A handle on the socket under a request, to cut the connection off when
-/// actix cannot: a streaming response whose client stops reading is never
-/// polled again, so it cannot end itself. Shutting the socket down wakes the
-/// connection with an error and frees it.
-///
-/// It holds only the descriptor's number, not a duplicate: a duplicate would
-/// cost every connection a second file descriptor, and 10,000 connections
-/// would then need 20,000.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionHandle(RawFd);
-
-impl ConnectionHandle {
-    /// The handle of the connection `req` arrived on.
-    pub fn of(req: &HttpRequest) -> Option<Self> {
-        req.conn_data::<ConnectionHandle>().copied()
-    }
-
-    /// Resets the connection (RST, no FIN after unsent data, so a stalled
-    /// client's kernel buffers are dropped too).
-    ///
-    /// `response_alive` must be the caller's *current* knowledge that the
-    /// connection's response is still being served (its body's channel is
-    /// open), checked with no `.await` between that check and this call. It
-    /// is what makes the descriptor number safe to use; with `false` nothing
-    /// is done.
-    #[allow(unsafe_code)]
-    pub fn abort(&self, response_alive: bool) {
-        if !response_alive {
-            return;
+impl Mount {
+    /// A mount for `transport` whose routes `routes` adds.
+    pub fn new(
+        transport: Transport,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
+        Mount {
+            transport,
+            routes: Arc::new(routes),
         }
-        // SAFETY: the descriptor belongs to the connection whose response is
-        // alive. Handlers and the tasks they spawn run on the actix worker
-        // thread that owns that connection, so the connection cannot be
-        // dropped (and the number reused) between the caller's check and
-        // these two system calls, which do not yield.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.0) };
-        let socket = socket2::SockRef::from(&fd);
-        // Both calls fail only if the socket is already closed, which is the
-        // outcome wanted.
-        let _ = socket.set_linger(Some(Duration::ZERO));
-        let _ = socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
-fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        ext.insert(ConnectionHandle(tcp.as_raw_fd()));
-    }
-}
+/// The settings of a binary whose transports have none of their own.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct NoSettings {}
 
 /// A server started by [`start`].
 pub struct RunningServer {
@@ -154,7 +122,7 @@ pub fn start(
     let mut server = HttpServer::new(move || {
         let mut app = App::new().app_data(data.clone()).configure(api::mount);
         for mount in &mounts {
-            app = app.configure(mount.routes);
+            app = app.configure(|cfg| (mount.routes)(cfg));
         }
         app.service(
             web::scope("")
@@ -191,18 +159,19 @@ pub fn start(
     })
 }
 
-/// Command line of every server binary.
-#[derive(Debug, Parser)]
-struct Cli {
-    #[command(flatten)]
-    config: Config,
-}
-
-/// The `main` of every server binary: parse flags, log through `tracing`,
-/// listen, print the address, and shut down gracefully on Ctrl-C or SIGTERM.
-pub fn run_binary(name: &'static str, about: &'static str, mounts: &[Mount]) -> anyhow::Result<()> {
-    let matches = Cli::command().name(name).about(about).get_matches();
-    let config = Cli::from_arg_matches(&matches)?.config;
+/// The `main` of every server binary: parse the shared flags and the
+/// binary's own transport settings `S`, log through `tracing`, listen, print
+/// the address, and shut down gracefully on Ctrl-C or SIGTERM. `mounts` turns
+/// the parsed settings into the transports to serve.
+pub fn run_binary<S: Args + FromArgMatches>(
+    name: &'static str,
+    about: &'static str,
+    mounts: impl FnOnce(S) -> Vec<Mount>,
+) -> anyhow::Result<()> {
+    let command = S::augment_args(Config::augment_args(Command::new(name).about(about)));
+    let matches = command.get_matches();
+    let config = Config::from_arg_matches(&matches)?;
+    let mounts = mounts(S::from_arg_matches(&matches)?);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -222,7 +191,7 @@ pub fn run_binary(name: &'static str, about: &'static str, mounts: &[Mount]) -> 
     runtime.block_on(async {
         let listener = listen(config.addr)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
-        let server = start(listener, AppState::new(config), mounts)?;
+        let server = start(listener, AppState::new(config), &mounts)?;
         println!("{name} listening on http://{}", server.addr);
         tracing::info!(addr = %server.addr, "started");
         shutdown_signal().await?;

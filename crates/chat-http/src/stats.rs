@@ -1,10 +1,9 @@
-//! The live counters behind `GET /api/stats`: one set per transport.
+//! The live counters behind `GET /api/stats`: one set per transport, kept
+//! for every transport in [`Transport::ALL`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use serde::Serialize;
-
-pub use chat_store::Transport;
+use chat_protocol::{CountersSnapshot, Transport, TransportStats};
 
 /// One transport's counters. Relaxed atomics: each is an independent tally
 /// read for display, never used to synchronize anything.
@@ -22,23 +21,6 @@ pub struct Counters {
     pub messages_delivered: AtomicU64,
     /// Answers that carried no message (polling and long polling).
     pub empty_responses: AtomicU64,
-}
-
-/// A snapshot of one transport's counters, as JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct CountersSnapshot {
-    /// See [`Counters::requests`].
-    pub requests: u64,
-    /// See [`Counters::open`].
-    pub open: u64,
-    /// See [`Counters::bytes_in`].
-    pub bytes_in: u64,
-    /// See [`Counters::bytes_out`].
-    pub bytes_out: u64,
-    /// See [`Counters::messages_delivered`].
-    pub messages_delivered: u64,
-    /// See [`Counters::empty_responses`].
-    pub empty_responses: u64,
 }
 
 impl Counters {
@@ -75,68 +57,25 @@ impl Counters {
     }
 }
 
-/// Counters for all four transports.
+/// Counters for every transport, in the order of [`Transport::ALL`].
 #[derive(Debug, Default)]
 pub struct Stats {
-    transports: [Counters; 4],
+    counters: [Counters; Transport::ALL.len()],
 }
 
 impl Stats {
     /// One transport's counters.
     pub fn of(&self, transport: Transport) -> &Counters {
-        &self.transports[transport as usize]
+        &self.counters[transport.index()]
     }
 
     /// The `transports` object of `/api/stats`.
-    pub fn snapshot(&self) -> TransportsSnapshot {
-        TransportsSnapshot {
-            polling: self.of(Transport::Polling).snapshot(),
-            longpoll: self.of(Transport::Longpoll).snapshot(),
-            sse: self.of(Transport::Sse).snapshot(),
-            websocket: self.of(Transport::Websocket).snapshot(),
-        }
+    pub fn snapshot(&self) -> TransportStats {
+        TransportStats(
+            Transport::ALL
+                .into_iter()
+                .map(|t| (t, self.of(t).snapshot()))
+                .collect(),
+        )
     }
-}
-
-/// Every transport's counters, keyed by name.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct TransportsSnapshot {
-    /// Regular polling.
-    pub polling: CountersSnapshot,
-    /// Long polling.
-    pub longpoll: CountersSnapshot,
-    /// Server-sent events.
-    pub sse: CountersSnapshot,
-    /// WebSocket.
-    pub websocket: CountersSnapshot,
-}
-
-impl TransportsSnapshot {
-    /// One transport's snapshot.
-    pub fn of(&self, transport: Transport) -> &CountersSnapshot {
-        match transport {
-            Transport::Polling => &self.polling,
-            Transport::Longpoll => &self.longpoll,
-            Transport::Sse => &self.sse,
-            Transport::Websocket => &self.websocket,
-        }
-    }
-}
-
-/// The store part of `/api/stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct StoreSnapshot {
-    /// The newest message id.
-    pub last_id: u64,
-    /// Messages retained.
-    pub retained: u64,
-}
-
-/// The whole `/api/stats` body.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct StatsBody {
-    /// Per transport.
-    pub transports: TransportsSnapshot,
-    /// The store.
-    pub store: StoreSnapshot,
 }

@@ -21,8 +21,8 @@
 //! {"messages":[{"id":17,…}],"cursor":17}
 //! ```
 //!
-//! The body is [`chat_polling::page_body`]: long polling answers exactly like
-//! polling, only *when* differs. After `wait_s` (default 25, clamped to 1 to
+//! The body is the contract's page ([`chat_protocol::PageBody`]), the same as
+//! polling's: long polling answers exactly like polling, only *when* differs. After `wait_s` (default 25, clamped to 1 to
 //! 55, below the 60 s idle timeout of common proxies) the answer is an empty
 //! list and the same cursor.
 //!
@@ -56,35 +56,60 @@ use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 
 use chat_http::accounting::count_bytes;
-use chat_http::config::LONGPOLL_WAIT_RANGE_S;
+use chat_http::api::fresh_json;
 use chat_http::{ApiError, AppState, Mount, Query, Transport};
-use chat_polling::{page_limit, page_response};
+use chat_protocol::PageBody;
+use chat_protocol::limits::{DEFAULT_LONGPOLL_WAIT_S, LONGPOLL_WAIT_RANGE_S, MAX_PAGE};
 
-/// Where this transport is mounted.
-pub const PREFIX: &str = "/longpoll";
+/// This crate's transport.
+pub const TRANSPORT: Transport = Transport::Longpoll;
 
-/// This transport, for [`chat_http::start`] and `run_binary`.
-pub const MOUNT: Mount = Mount {
-    transport: Transport::Longpoll,
-    routes,
-};
+/// Long polling's own flags.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "longpoll")]
+#[command(next_help_heading = "Long polling")]
+pub struct Settings {
+    /// Seconds a long poll is held when the client names no `wait_s`.
+    #[arg(long = "longpoll-wait", env = "CHAT_LONGPOLL_WAIT", default_value_t = DEFAULT_LONGPOLL_WAIT_S,
+          value_parser = clap::value_parser!(u64).range(1..=55))]
+    pub wait_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            wait_s: DEFAULT_LONGPOLL_WAIT_S,
+        }
+    }
+}
+
+/// This transport with `settings`, for [`chat_http::start`] and `run_binary`.
+pub fn mount(settings: Settings) -> Mount {
+    let settings = Data::new(settings);
+    Mount::new(TRANSPORT, move |cfg| routes(cfg, settings.clone()))
+}
 
 /// Adds `GET /longpoll/messages` to an app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig, settings: Data<Settings>) {
     cfg.service(
-        web::scope(PREFIX)
-            .wrap(count_bytes(Transport::Longpoll))
-            .route("/messages", web::get().to(messages)),
+        web::resource(TRANSPORT.route())
+            .app_data(settings)
+            .wrap(count_bytes(TRANSPORT))
+            .route(web::get().to(messages)),
     );
 }
 
 /// `GET /longpoll/messages?since=N&wait_s=S`: everything after `N`, as soon
 /// as there is something, or an empty list after `S` seconds.
-async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn messages(
+    req: HttpRequest,
+    state: Data<AppState>,
+    settings: Data<Settings>,
+) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
     let since = query.since()?;
-    let limit = page_limit(&query)?;
-    let wait = wait_time(&query, &state)?;
+    let limit = query.limit(MAX_PAGE)?;
+    let wait = wait_time(&query, &settings)?;
 
     let mut page = state.store.read(since, limit)?;
     if page.messages.is_empty() && page.missed == 0 {
@@ -100,15 +125,26 @@ async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
             _ = state.shutdown.cancelled() => {}
         }
     }
-    Ok(page_response(&state, Transport::Longpoll, &page))
+
+    let counters = state.stats.of(TRANSPORT);
+    match page.messages.len() {
+        0 => counters.empty(),
+        n => counters.delivered(n),
+    }
+    let messages = page.messages.iter().map(|m| &m.json[..]);
+    Ok(fresh_json(PageBody::write(
+        messages,
+        page.cursor,
+        page.missed,
+    )))
 }
 
 /// `wait_s`, clamped to [`LONGPOLL_WAIT_RANGE_S`]; the configured default
 /// when absent.
-fn wait_time(query: &Query, state: &AppState) -> Result<Duration, ApiError> {
+fn wait_time(query: &Query, settings: &Settings) -> Result<Duration, ApiError> {
     let seconds = query
         .number::<u64>("wait_s")?
-        .unwrap_or(state.config.longpoll_wait)
+        .unwrap_or(settings.wait_s)
         .clamp(*LONGPOLL_WAIT_RANGE_S.start(), *LONGPOLL_WAIT_RANGE_S.end());
     Ok(Duration::from_secs(seconds))
 }

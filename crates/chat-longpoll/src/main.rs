@@ -7,6 +7,6 @@ fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-longpoll",
         "The chat over HTTP long polling only",
-        &[chat_longpoll::MOUNT],
+        |settings| vec![chat_longpoll::mount(settings)],
     )
 }

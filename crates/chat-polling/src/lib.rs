@@ -44,31 +44,30 @@
 //! cursor, so nothing is missed and nothing is seen twice. On shutdown a poll
 //! in flight is answered; the next one fails to connect and is retried.
 
-use actix_web::http::header;
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
-use bytes::{BufMut, Bytes, BytesMut};
 
 use chat_http::accounting::count_bytes;
-use chat_http::config::MAX_PAGE;
+use chat_http::api::fresh_json;
 use chat_http::{ApiError, AppState, Mount, Query, Transport};
-use chat_store::Page;
+use chat_protocol::PageBody;
+use chat_protocol::limits::MAX_PAGE;
 
-/// Where this transport is mounted.
-pub const PREFIX: &str = "/polling";
+/// This crate's transport.
+pub const TRANSPORT: Transport = Transport::Polling;
 
-/// This transport, for [`chat_http::start`] and `run_binary`.
-pub const MOUNT: Mount = Mount {
-    transport: Transport::Polling,
-    routes,
-};
+/// This transport, for [`chat_http::start`] and `run_binary`. Regular
+/// polling has no settings of its own.
+pub fn mount() -> Mount {
+    Mount::new(TRANSPORT, routes)
+}
 
 /// Adds `GET /polling/messages` to an app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope(PREFIX)
-            .wrap(count_bytes(Transport::Polling))
-            .route("/messages", web::get().to(messages)),
+        web::resource(TRANSPORT.route())
+            .wrap(count_bytes(TRANSPORT))
+            .route(web::get().to(messages)),
     );
 }
 
@@ -76,53 +75,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
     let since = query.since()?;
-    let limit = page_limit(&query)?;
+    let limit = query.limit(MAX_PAGE)?;
     let page = state.store.read(since, limit)?;
-    Ok(page_response(&state, Transport::Polling, &page))
-}
 
-/// The `limit` parameter: 1 to [`MAX_PAGE`], larger values clamped.
-pub fn page_limit(query: &Query) -> Result<usize, ApiError> {
-    match query.number::<usize>("limit")? {
-        None => Ok(MAX_PAGE),
-        Some(0) => Err(ApiError::BadQuery {
-            name: "limit",
-            reason: format!("must be 1 to {MAX_PAGE}, got 0"),
-        }),
-        Some(n) => Ok(n.min(MAX_PAGE)),
+    let counters = state.stats.of(TRANSPORT);
+    match page.messages.len() {
+        0 => counters.empty(),
+        n => counters.delivered(n),
     }
-}
-
-/// The answer to a poll (regular or long): `{"messages":[…],"cursor":C}`,
-/// with `"missed":K` when the cursor predated the history.
-pub fn page_response(state: &AppState, transport: Transport, page: &Page) -> HttpResponse {
-    let counters = state.stats.of(transport);
-    if page.messages.is_empty() {
-        counters.empty();
-    } else {
-        counters.delivered(page.messages.len());
-    }
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-        .body(page_body(page))
-}
-
-/// Builds the JSON of a page around the stored bytes, without re-encoding them.
-pub fn page_body(page: &Page) -> Bytes {
-    let payload: usize = page.messages.iter().map(|m| m.json.len() + 1).sum();
-    let mut body = BytesMut::with_capacity(payload + 64);
-    body.put_slice(b"{\"messages\":[");
-    for (i, message) in page.messages.iter().enumerate() {
-        if i > 0 {
-            body.put_u8(b',');
-        }
-        body.put_slice(&message.json);
-    }
-    body.put_slice(format!("],\"cursor\":{}", page.cursor).as_bytes());
-    if page.missed > 0 {
-        body.put_slice(format!(",\"missed\":{}", page.missed).as_bytes());
-    }
-    body.put_u8(b'}');
-    body.freeze()
+    let messages = page.messages.iter().map(|m| &m.json[..]);
+    Ok(fresh_json(PageBody::write(
+        messages,
+        page.cursor,
+        page.missed,
+    )))
 }

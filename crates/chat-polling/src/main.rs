@@ -3,10 +3,12 @@
 //!
 //! Run with `cargo run -p chat-polling -- --addr 127.0.0.1:8081`.
 
+use chat_http::NoSettings;
+
 fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-polling",
         "The chat over regular polling only",
-        &[chat_polling::MOUNT],
+        |_: NoSettings| vec![chat_polling::mount()],
     )
 }

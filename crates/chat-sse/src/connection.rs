@@ -1,110 +1,112 @@
-//! One SSE connection's task: read from the store, hand events to the
-//! response body through the mailbox, wait for news, repeat.
+//! One SSE connection's task: deliver the pending page, then wait for news,
+//! the client or the heartbeat, and repeat. The skeleton is the same in every
+//! streaming transport (see `chat_http::streaming`); what is SSE's own is the
+//! framing (events into the mailbox), the client branch (it can only hang
+//! up) and the heartbeat (a comment after a silence).
+
+use std::convert::Infallible;
 
 use actix_web_lab::sse::{Data, Event};
 use bytestring::ByteString;
 use tokio::sync::mpsc::Sender;
+use tokio::time::sleep;
 
-use chat_http::{AppState, Backlog, ConnectionHandle, Transport};
-use chat_store::{Cursor, Page};
+use chat_http::streaming::{hand_over, position_before};
+use chat_http::{AppState, Backlog, Connection, End};
+use chat_protocol::{Cursor, Gap};
+use chat_store::{Page, StoredMessage};
 
-use crate::BATCH;
+use crate::{BATCH, Settings, TRANSPORT};
+
+/// SSE has no close of its own: a stream just ends.
+type Close = Infallible;
 
 /// Runs until the client goes away, falls too far behind, or the server
-/// shuts down. Dropping `mailbox` on return ends the response.
+/// shuts down; then ends the stream the way `end` says.
 pub(crate) async fn run(
     state: AppState,
+    settings: Settings,
     first: Page,
     mailbox: Sender<Event>,
-    connection: Option<ConnectionHandle>,
+    connection: Connection,
 ) {
-    let counters = state.stats.of(Transport::Sse);
-    let keep_alive = state.config.sse_keepalive();
     let backlog = Backlog::new(&state.store, state.config.backlog);
-    let mut page = first;
-    loop {
-        if page.missed > 0 {
-            let gap = Data::new(format!("{{\"missed\":{}}}", page.missed)).event("gap");
-            if !deliver(
-                &state,
-                &mailbox,
-                gap.into(),
-                (page.cursor, backlog),
-                &connection,
-            )
-            .await
-            {
-                return;
+    let mut pending = Some(first);
+    let mut cursor = Cursor(0);
+
+    let end = loop {
+        if let Some(page) = pending.take() {
+            if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
+                break end;
             }
-        }
-        // The last id handed to this client: just before the page's first.
-        let mut position = page
-            .messages
-            .first()
-            .map_or(page.cursor, |m| Cursor(m.id.0 - 1));
-        for message in &page.messages {
-            // The store's bytes are JSON, hence UTF-8; the check is a scan,
-            // not a copy.
-            let Ok(json) = ByteString::try_from(message.json.clone()) else {
-                continue;
-            };
-            let event = Data::new(json).id(message.id.to_string());
-            if !deliver(
-                &state,
-                &mailbox,
-                event.into(),
-                (position, backlog),
-                &connection,
-            )
-            .await
-            {
-                return;
-            }
-            counters.delivered(1);
-            position = Cursor::after(message.id);
+            cursor = page.cursor;
         }
 
-        let cursor = page.cursor;
         tokio::select! {
-            _ = state.store.wait_beyond(cursor) => {}
-            _ = tokio::time::sleep(keep_alive) => {
-                let comment = Event::Comment("keep-alive".into());
-                if !deliver(&state, &mailbox, comment, (cursor, backlog), &connection).await {
-                    return;
+            _ = state.store.wait_beyond(cursor) => {
+                match state.store.read(Some(cursor), BATCH) {
+                    Ok(page) => pending = Some(page),
+                    Err(_) => break End::Gone, // cannot happen: the cursor came from the store
                 }
             }
-            _ = mailbox.closed() => return,
-            _ = state.shutdown.cancelled() => return,
+            // The client: an SSE client never speaks, it can only hang up.
+            _ = mailbox.closed() => break End::Gone,
+            // The heartbeat: a comment line after a silence.
+            _ = sleep(settings.keepalive()) => {
+                let comment = Event::Comment("keep-alive".into());
+                if let Err(end) = hand_over(mailbox.send(comment), &state, &backlog, cursor).await {
+                    break end;
+                }
+            }
+            _ = state.shutdown.cancelled() => break End::ShuttingDown,
         }
-        page = match state.store.read(Some(cursor), BATCH) {
-            Ok(page) => page,
-            // Cannot happen: the cursor came from the store.
-            Err(_) => return,
-        };
-    }
+    };
+    finish(end, mailbox, &connection);
 }
 
-/// Hands one event to the response body. Returns `false` when the connection
-/// is over: the client went away, the server is shutting down, or the client,
-/// handed everything up to `position`, fell too far behind the live chat
-/// (see [`Backlog`]), in which case the connection is reset.
+/// Hands a page over: the gap notice if any, then one event per message,
+/// counting each as it goes.
 async fn deliver(
     state: &AppState,
     mailbox: &Sender<Event>,
-    event: Event,
-    (position, backlog): (Cursor, Backlog),
-    connection: &Option<ConnectionHandle>,
-) -> bool {
-    tokio::select! {
-        sent = mailbox.send(event) => sent.is_ok(),
-        _ = backlog.exceeded(&state.store, position) => {
-            tracing::warn!(%position, backlog = state.config.backlog, "SSE client too slow; resetting");
-            if let Some(connection) = connection {
-                // The mailbox is open while the response body lives.
-                connection.abort(!mailbox.is_closed());
-            }
-            false
-        }
-        _ = state.shutdown.cancelled() => false,
+    page: &Page,
+    backlog: &Backlog,
+) -> Result<(), End<Close>> {
+    let counters = state.stats.of(TRANSPORT);
+    let mut position = position_before(page);
+    if page.missed > 0 {
+        let gap = gap_event(page.missed);
+        hand_over(mailbox.send(gap), state, backlog, position).await?;
     }
+    for message in &page.messages {
+        let Some(event) = message_event(message) else {
+            continue;
+        };
+        hand_over(mailbox.send(event), state, backlog, position).await?;
+        counters.delivered(1);
+        position = Cursor::after(message.id);
+    }
+    Ok(())
+}
+
+/// Ends the connection: a stream that ends cleanly sends its final chunk when
+/// the mailbox is dropped; a slow reader is reset instead.
+fn finish(end: End<Close>, mailbox: Sender<Event>, connection: &Connection) {
+    match end {
+        End::Gone | End::ShuttingDown => drop(mailbox),
+        End::TooSlow => connection.reset(),
+        End::Close(never) => match never {},
+    }
+}
+
+/// `id: 17` and `data:` the stored bytes.
+fn message_event(message: &StoredMessage) -> Option<Event> {
+    // The store's bytes are JSON, hence UTF-8; the check is a scan, not a copy.
+    let json = ByteString::try_from(message.json.clone()).ok()?;
+    Some(Data::new(json).id(message.id.to_string()).into())
+}
+
+/// `event: gap` with `data: {"missed":K}`.
+fn gap_event(missed: u64) -> Event {
+    Data::new(Gap { missed }.to_json()).event("gap").into()
 }

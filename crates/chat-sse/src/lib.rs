@@ -51,7 +51,8 @@
 //!
 //! An open response, a small mailbox ([`MAILBOX`] events) between the
 //! connection's task and the response body, and the task itself, parked on
-//! the store's watch channel between messages (see `connection.rs`).
+//! the store's watch channel between messages (see `connection.rs`, which has
+//! the same skeleton as every streaming transport's: `chat_http::streaming`).
 //!
 //! ## Slow readers
 //!
@@ -76,40 +77,73 @@ use std::time::Duration;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::{self, Data};
-use actix_web::{HttpRequest, Responder};
+use actix_web::{HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
 use chat_http::accounting::count_bytes;
-use chat_http::config::DEFAULT_SSE_RETRY_MS;
-use chat_http::{ApiError, AppState, ConnectionHandle, Mount, Query, Transport};
-use chat_store::Cursor;
+use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
+use chat_protocol::Cursor;
+use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
-/// Where this transport is mounted.
-pub const PREFIX: &str = "/sse";
+/// This crate's transport.
+pub const TRANSPORT: Transport = Transport::Sse;
 /// Events that may wait between a connection's task and its response body.
 pub const MAILBOX: usize = 16;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
+/// The `retry:` a stream opens with: how long a browser waits before it
+/// reconnects, in milliseconds.
+pub const RETRY_MS: u64 = 1_000;
 
-/// This transport, for [`chat_http::start`] and `run_binary`.
-pub const MOUNT: Mount = Mount {
-    transport: Transport::Sse,
-    routes,
-};
+/// SSE's own flags.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "sse")]
+#[command(next_help_heading = "Server-sent events")]
+pub struct Settings {
+    /// Seconds of silence after which an SSE stream sends a keep-alive comment.
+    #[arg(long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
+    pub keepalive_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            keepalive_s: DEFAULT_KEEPALIVE_S,
+        }
+    }
+}
+
+impl Settings {
+    /// The keep-alive interval.
+    pub fn keepalive(&self) -> Duration {
+        Duration::from_secs(self.keepalive_s)
+    }
+}
+
+/// This transport with `settings`, for [`chat_http::start`] and `run_binary`.
+pub fn mount(settings: Settings) -> Mount {
+    let settings = Data::new(settings);
+    Mount::new(TRANSPORT, move |cfg| routes(cfg, settings.clone()))
+}
 
 /// Adds `GET /sse/events` to an app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig, settings: Data<Settings>) {
     cfg.service(
-        web::scope(PREFIX)
-            .wrap(count_bytes(Transport::Sse))
-            .route("/events", web::get().to(events)),
+        web::resource(TRANSPORT.route())
+            .app_data(settings)
+            .wrap(count_bytes(TRANSPORT))
+            .route(web::get().to(events)),
     );
 }
 
 /// `GET /sse/events?since=N`: an event stream of everything after `N`, then
 /// every new message. `Last-Event-ID` (sent by a reconnecting browser) takes
 /// precedence over `since`.
-async fn events(req: HttpRequest, state: Data<AppState>) -> Result<impl Responder, ApiError> {
+async fn events(
+    req: HttpRequest,
+    state: Data<AppState>,
+    settings: Data<Settings>,
+) -> Result<HttpResponse, ApiError> {
     let since = match last_event_id(&req)? {
         Some(cursor) => Some(cursor),
         None => Query::parse(&req)?.since()?,
@@ -118,19 +152,22 @@ async fn events(req: HttpRequest, state: Data<AppState>) -> Result<impl Responde
     let first = state.store.read(since, BATCH)?;
 
     let (mailbox, events) = tokio::sync::mpsc::channel(MAILBOX);
-    tokio::spawn(connection::run(
+    let mut response = Sse::from_infallible_receiver(events)
+        .with_retry_duration(Duration::from_millis(RETRY_MS))
+        .respond_to(&req);
+    response.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    let (connection, response) = Connection::serve(&req, response);
+    actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),
+        settings.get_ref().clone(),
         first,
         mailbox,
-        ConnectionHandle::of(&req),
+        connection,
     ));
-    Ok(Sse::from_infallible_receiver(events)
-        .with_retry_duration(Duration::from_millis(DEFAULT_SSE_RETRY_MS))
-        .customize()
-        .insert_header((
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        )))
+    Ok(response)
 }
 
 /// The `Last-Event-ID` header as a cursor, if present.

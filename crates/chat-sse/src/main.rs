@@ -7,6 +7,6 @@ fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-sse",
         "The chat over server-sent events only",
-        &[chat_sse::MOUNT],
+        |settings| vec![chat_sse::mount(settings)],
     )
 }

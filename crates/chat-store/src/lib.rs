@@ -1,13 +1,13 @@
-//! # chat-store: the one source of truth behind all four transports
+//! # chat-store: the one source of truth behind every transport
 //!
-//! Regular polling, long polling, server-sent events and WebSocket all serve
-//! the same chat from this crate. What differs between them is only how a
-//! message travels; what a message *is* is decided here, once.
+//! Every transport serves the same chat from this crate. What differs between
+//! them is only how a message travels; what a message *is* is decided here,
+//! once. The store knows no transport and no route: it speaks in the wire
+//! contract's types (`chat-protocol`: [`MessageId`], [`Cursor`], [`Via`]).
 //!
-//! - [`message`]: the types. [`MessageId`] and [`Cursor`] are distinct
-//!   newtypes: an id names a message, a cursor says "I have seen everything up
-//!   to here". [`NewMessage`] is what a sender hands in; [`StoredMessage`] is
-//!   the id plus the message's JSON, serialized **once**, at append.
+//! - [`message`]: the rules. [`NewMessage`] is what a sender hands in;
+//!   [`StoredMessage`] is the id plus the message's JSON, serialized
+//!   **once**, at append.
 //! - [`store`]: the [`Store`]. It validates and numbers messages (1, 2, 3, …
 //!   with no gaps), keeps the most recent `history` of them, makes a retried
 //!   send with the same (`user`, `client_msg_id`) harmless, answers "what came
@@ -74,10 +74,9 @@
 pub mod message;
 pub mod store;
 
-pub use message::{
-    Cursor, DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS, Message, MessageId,
-    NewMessage, SendError, StoredMessage, Transport, Via,
-};
+pub use chat_protocol::limits::{DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
+pub use chat_protocol::{Cursor, Message, MessageId, Via};
+pub use message::{NewMessage, SendError, StoredMessage};
 pub use store::{
     Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Store, StoreConfig, StoreStats,
 };

@@ -1,128 +1,11 @@
-//! What a message is: its id and cursor types, the transport it came through,
-//! the rules a new message must pass, and its one serialized form.
-
-use std::fmt;
+//! What a new message must pass to be stored, and its one serialized form.
+//! The types it is made of (ids, `via`, the limits) are the wire contract's,
+//! from `chat-protocol`.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
-/// Longest `user` name, in characters, after trimming.
-pub const MAX_USER_CHARS: usize = 32;
-/// Longest `client_msg_id`, in characters.
-pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
-/// Default longest `text`, in characters, after trimming (configurable).
-pub const DEFAULT_MAX_TEXT_CHARS: usize = 2_000;
-
-/// The id of a stored message: 1 for the first, then +1 each time, no gaps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MessageId(pub u64);
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// A reader's position: "I have seen every message up to and including this
-/// id". `Cursor(0)` has seen nothing. Every transport resumes from one.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Cursor(pub u64);
-
-impl Cursor {
-    /// The cursor that has seen everything up to and including `id`.
-    pub fn after(id: MessageId) -> Self {
-        Cursor(id.0)
-    }
-
-    /// Whether a message with this id is news to this cursor.
-    pub fn is_before(self, id: MessageId) -> bool {
-        id.0 > self.0
-    }
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The transport a sender used. It travels in the message as `via`, so that
-/// every pane can show where a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Via {
-    /// Regular polling.
-    Polling,
-    /// HTTP long polling.
-    Longpoll,
-    /// Server-sent events.
-    Sse,
-    /// WebSocket (the only transport that sends over its own connection).
-    Websocket,
-    /// A plain HTTP client that is none of the above (`curl`, a script).
-    Api,
-}
-
-impl Via {
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Polling => "polling",
-            Via::Longpoll => "longpoll",
-            Via::Sse => "sse",
-            Via::Websocket => "websocket",
-            Via::Api => "api",
-        }
-    }
-}
-
-/// The four transports, as named on the wire, in `/api/stats` and in `via`.
-/// (`Via` has a fifth value, `api`, for senders that are none of them.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Regular polling, `GET /polling/messages`.
-    Polling,
-    /// Long polling, `GET /longpoll/messages`.
-    Longpoll,
-    /// Server-sent events, `GET /sse/events`.
-    Sse,
-    /// WebSocket, `GET /ws`.
-    Websocket,
-}
-
-impl Transport {
-    /// All four, in the order the page shows them.
-    pub const ALL: [Transport; 4] = [
-        Transport::Polling,
-        Transport::Longpoll,
-        Transport::Sse,
-        Transport::Websocket,
-    ];
-
-    /// The name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        self.via().as_str()
-    }
-
-    /// The `via` a message sent through this transport carries.
-    pub fn via(self) -> Via {
-        match self {
-            Transport::Polling => Via::Polling,
-            Transport::Longpoll => Via::Longpoll,
-            Transport::Sse => Via::Sse,
-            Transport::Websocket => Via::Websocket,
-        }
-    }
-
-    /// The transport a `via` names, if any (`api` names none).
-    pub fn from_via(via: Via) -> Option<Transport> {
-        Transport::ALL.into_iter().find(|t| t.via() == via)
-    }
-}
+use chat_protocol::limits::{MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
+use chat_protocol::{MessageId, MessageRef, Via};
 
 /// A message as a sender hands it in, before validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,17 +120,6 @@ fn reject_control(value: &str, field: &'static str, newline_ok: bool) -> Result<
     }
 }
 
-/// The wire form of a message, in the contract's field order. It has no
-/// `type` field, so that WebSocket control frames can never be mistaken for it.
-#[derive(Serialize)]
-struct Wire<'a> {
-    id: MessageId,
-    user: &'a str,
-    text: &'a str,
-    sent_at_ms: u64,
-    via: Via,
-}
-
 /// A stored message: its id and the bytes every transport carries for it.
 ///
 /// Cloning is a reference-count increment: a thousand subscribers share one
@@ -262,33 +134,17 @@ pub struct StoredMessage {
 
 impl StoredMessage {
     pub(crate) fn encode(id: MessageId, valid: &Valid, sent_at_ms: u64) -> Self {
-        let wire = Wire {
+        let json = MessageRef {
             id,
             user: &valid.user,
             text: &valid.text,
             sent_at_ms,
             via: valid.via,
-        };
-        // Serializing a struct of strings and integers into a Vec cannot fail.
-        let json = serde_json::to_vec(&wire).expect("message serializes");
+        }
+        .to_json();
         StoredMessage {
             id,
             json: Bytes::from(json),
         }
     }
-}
-
-/// The message as a client reads it back (clients and tests decode with it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Message {
-    /// Assigned by the store.
-    pub id: MessageId,
-    /// Who sent it.
-    pub user: String,
-    /// What they said.
-    pub text: String,
-    /// When the store accepted it, in Unix milliseconds.
-    pub sent_at_ms: u64,
-    /// The transport the sender used.
-    pub via: Via,
 }

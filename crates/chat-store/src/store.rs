@@ -7,9 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use crate::message::{
-    Cursor, DEFAULT_MAX_TEXT_CHARS, MessageId, NewMessage, SendError, StoredMessage, validate,
-};
+use chat_protocol::limits::DEFAULT_MAX_TEXT_CHARS;
+use chat_protocol::{Cursor, MessageId};
+
+use crate::message::{NewMessage, SendError, StoredMessage, validate};
 
 /// Default number of messages the store keeps.
 pub const DEFAULT_HISTORY: usize = 10_000;

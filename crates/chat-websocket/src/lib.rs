@@ -38,7 +38,8 @@
 //!
 //! The socket, actix-ws's outgoing channel (32 frames), and one task that
 //! `select!`s over the client's frames, the store's news, the ping timer
-//! and shutdown (see `connection.rs`).
+//! and shutdown (see `connection.rs`, which has the same skeleton as every
+//! streaming transport's: `chat_http::streaming`).
 //!
 //! ## Origins
 //!
@@ -67,29 +68,115 @@
 
 mod connection;
 
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Data};
-use actix_web::{HttpRequest, HttpResponse, http::header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header};
 
 use chat_http::accounting::count_bytes;
-use chat_http::{ApiError, AppState, Config, ConnectionHandle, Mount, Query, Transport};
+use chat_http::api::error_response;
+use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
+use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
-/// Where this transport is mounted.
-pub const PREFIX: &str = "/ws";
+/// This crate's transport.
+pub const TRANSPORT: Transport = Transport::Websocket;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
+/// Seconds without a pong (or any frame) after which a socket is closed.
+pub const DEFAULT_TIMEOUT_S: u64 = 30;
+/// Largest WebSocket message a client may send, in bytes (64 KiB).
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 
-/// This transport, for [`chat_http::start`] and `run_binary`.
-pub const MOUNT: Mount = Mount {
-    transport: Transport::Websocket,
-    routes,
-};
+/// WebSocket's own flags.
+#[derive(Debug, Clone, clap::Args)]
+#[group(id = "websocket")]
+#[command(next_help_heading = "WebSocket")]
+pub struct Settings {
+    /// Seconds between WebSocket pings.
+    #[arg(long = "ws-ping", env = "CHAT_WS_PING", default_value_t = DEFAULT_KEEPALIVE_S)]
+    pub ping_s: u64,
+    /// Seconds without an answer after which a WebSocket is closed.
+    #[arg(long = "ws-timeout", env = "CHAT_WS_TIMEOUT", default_value_t = DEFAULT_TIMEOUT_S)]
+    pub timeout_s: u64,
+    /// Largest WebSocket frame a client may send, in bytes.
+    #[arg(long = "ws-max-frame", env = "CHAT_WS_MAX_FRAME", default_value_t = DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+    /// Extra origins allowed to open a WebSocket (comma-separated, e.g.
+    /// `https://chat.example`). The server's own origin is always allowed.
+    #[arg(long, env = "CHAT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ping_s: DEFAULT_KEEPALIVE_S,
+            timeout_s: DEFAULT_TIMEOUT_S,
+            max_frame: DEFAULT_MAX_FRAME,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The ping interval.
+    pub fn ping(&self) -> Duration {
+        Duration::from_secs(self.ping_s)
+    }
+
+    /// The idle timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_s)
+    }
+}
+
+/// Why an upgrade is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    /// Anything any endpoint refuses (a bad cursor, a bad query).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A WebSocket upgrade from a page on another origin.
+    #[error("origin {0:?} may not open a WebSocket here")]
+    CrossOrigin(String),
+    /// A request that is not a valid upgrade.
+    #[error("not a WebSocket upgrade: {0}")]
+    NotWebSocket(String),
+}
+
+impl ResponseError for UpgradeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            UpgradeError::Api(e) => e.status_code(),
+            UpgradeError::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            UpgradeError::NotWebSocket(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            UpgradeError::Api(e) => e.code(),
+            UpgradeError::CrossOrigin(_) => "cross_origin",
+            UpgradeError::NotWebSocket(_) => "not_websocket",
+        };
+        error_response(self.status_code(), code, &self.to_string())
+    }
+}
+
+/// This transport with `settings`, for [`chat_http::start`] and `run_binary`.
+pub fn mount(settings: Settings) -> Mount {
+    let settings = Data::new(settings);
+    Mount::new(TRANSPORT, move |cfg| routes(cfg, settings.clone()))
+}
 
 /// Adds `GET /ws` to an app.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+fn routes(cfg: &mut web::ServiceConfig, settings: Data<Settings>) {
     cfg.service(
-        web::scope(PREFIX)
-            .wrap(count_bytes(Transport::Websocket))
-            .route("", web::get().to(upgrade)),
+        web::resource(TRANSPORT.route())
+            .app_data(settings)
+            .wrap(count_bytes(TRANSPORT))
+            .route(web::get().to(upgrade)),
     );
 }
 
@@ -99,31 +186,32 @@ async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
     state: Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    check_origin(&req, &state.config)?;
+    settings: Data<Settings>,
+) -> Result<HttpResponse, UpgradeError> {
+    check_origin(&req, &settings)?;
     let since = Query::parse(&req)?.since()?;
     // Read the first page before upgrading, so a bogus cursor is a 400.
-    let first = state.store.read(since, BATCH)?;
+    let first = state.store.read(since, BATCH).map_err(ApiError::from)?;
 
     let (response, session, frames) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::NotWebSocket(e.to_string()))?;
+        actix_ws::handle(&req, body).map_err(|e| UpgradeError::NotWebSocket(e.to_string()))?;
     let frames = frames
-        .max_frame_size(state.config.ws_max_frame)
+        .max_frame_size(settings.max_frame)
         .aggregate_continuations()
-        .max_continuation_size(state.config.ws_max_frame);
-    // actix-ws's frame stream is tied to this worker thread, hence a local task.
+        .max_continuation_size(settings.max_frame);
+    let (connection, response) = Connection::serve(&req, response);
     actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),
+        settings.get_ref().clone(),
         first,
-        session,
-        frames,
-        ConnectionHandle::of(&req),
+        (session, frames),
+        connection,
     ));
     Ok(response)
 }
 
 /// Refuses a browser's upgrade from a page on another origin.
-fn check_origin(req: &HttpRequest, config: &Config) -> Result<(), ApiError> {
+fn check_origin(req: &HttpRequest, settings: &Settings) -> Result<(), UpgradeError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
@@ -131,13 +219,13 @@ fn check_origin(req: &HttpRequest, config: &Config) -> Result<(), ApiError> {
     let host = req.connection_info().host().to_owned();
     let own = [format!("http://{host}"), format!("https://{host}")];
     let allowed = own.iter().any(|o| o.eq_ignore_ascii_case(origin))
-        || config
+        || settings
             .allowed_origins
             .iter()
             .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
     if allowed {
         Ok(())
     } else {
-        Err(ApiError::CrossOrigin(origin.to_owned()))
+        Err(UpgradeError::CrossOrigin(origin.to_owned()))
     }
 }

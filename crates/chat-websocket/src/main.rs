@@ -7,6 +7,6 @@ fn main() -> anyhow::Result<()> {
     chat_http::run_binary(
         "chat-websocket",
         "The chat over WebSocket only",
-        &[chat_websocket::MOUNT],
+        |settings| vec![chat_websocket::mount(settings)],
     )
 }

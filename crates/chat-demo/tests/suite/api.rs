@@ -256,7 +256,15 @@ async fn oversized_body_is_refused_before_it_is_sent() {
 async fn stats_have_every_counter() {
     let app = spawn_app().await;
     app.say("ana", "hi").await;
-    let stats = app.client.stats().await.expect("stats");
+    let stats: serde_json::Value = app
+        .http
+        .get(app.url("/api/stats"))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
     for transport in ["polling", "longpoll", "sse", "websocket"] {
         for counter in [
             "requests",
@@ -336,7 +344,7 @@ async fn config_lists_the_mounted_transports() {
     let alone = chat_http::start(
         listener,
         chat_http::AppState::new(chat_http::Config::default()),
-        &[chat_sse::MOUNT],
+        &[chat_sse::mount(chat_sse::Settings::default())],
     )
     .expect("starts");
     let base = format!("http://{}", alone.addr);

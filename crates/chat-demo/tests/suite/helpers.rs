@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chat_client::{Client, Event, Message, Subscription};
+use chat_demo::Settings;
 use chat_http::{AppState, Config, RunningServer};
 
 /// Every wait in the suite is bounded by this, so a broken server fails a
@@ -27,11 +28,20 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// The demo server with `config` (its address is ignored) on a free port.
-pub async fn spawn_with(mut config: Config) -> TestApp {
+pub async fn spawn_with(config: Config) -> TestApp {
+    spawn_with_settings(config, Settings::default()).await
+}
+
+/// The demo server with `config` and the transports' own `settings`.
+pub async fn spawn_with_settings(mut config: Config, settings: Settings) -> TestApp {
     config.workers = 2;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let server = chat_http::start(listener, AppState::new(config), chat_demo::MOUNTS)
-        .expect("server starts");
+    let server = chat_http::start(
+        listener,
+        AppState::new(config),
+        &chat_demo::mounts(settings),
+    )
+    .expect("server starts");
     let base = format!("http://{}", server.addr);
     TestApp {
         client: Client::new(&base),
@@ -69,8 +79,9 @@ impl TestApp {
 
     /// The `/api/stats` counters of one transport.
     pub async fn counters(&self, transport: &str) -> serde_json::Value {
+        let transport: chat_client::Transport = transport.parse().expect("a transport name");
         let stats = self.client.stats().await.expect("stats");
-        stats["transports"][transport].clone()
+        serde_json::to_value(stats.transports.of(transport)).expect("counters serialize")
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::TcpStream;
 
 use futures_util::StreamExt;
 
-use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app, spawn_with};
+use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app, spawn_with_settings};
 
 /// Reads an SSE response from a raw socket until `until` appears in it.
 fn read_until(socket: &mut TcpStream, until: &str) -> String {
@@ -143,11 +143,11 @@ async fn last_event_id_takes_precedence() {
 /// After the configured silence a comment line keeps the stream alive.
 #[tokio::test]
 async fn silence_sends_a_keep_alive_comment() {
-    let app = spawn_with(chat_http::Config {
-        sse_keepalive: 1,
-        ..chat_http::Config::default()
-    })
-    .await;
+    let settings = chat_demo::Settings {
+        sse: chat_sse::Settings { keepalive_s: 1 },
+        ..chat_demo::Settings::default()
+    };
+    let app = spawn_with_settings(chat_http::Config::default(), settings).await;
     let mut socket = open_stream(&app, "/sse/events?since=0 HTTP/1.1");
     let text = tokio::task::spawn_blocking(move || read_until(&mut socket, ": keep-alive\n\n"))
         .await
@@ -209,11 +209,11 @@ async fn sse_bytes_match_the_socket() {
         .expect("stopped")
         .expect("task")
         .expect("clean");
-    let stats = counters.snapshot();
-    assert_eq!(stats.sse.bytes_in, request.len() as u64);
-    assert_eq!(stats.sse.bytes_out, read.len() as u64);
-    assert_eq!(stats.sse.messages_delivered, 2);
-    assert_eq!(stats.sse.open, 0);
+    let stats = counters.snapshot().of(chat_http::Transport::Sse);
+    assert_eq!(stats.bytes_in, request.len() as u64);
+    assert_eq!(stats.bytes_out, read.len() as u64);
+    assert_eq!(stats.messages_delivered, 2);
+    assert_eq!(stats.open, 0);
 }
 
 /// The `Compress` middleware, wrapped around the SSE routes, leaves the
@@ -225,12 +225,14 @@ async fn compression_middleware_leaves_the_stream_alone() {
     let data = Data::new(state.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let sse = chat_sse::mount(chat_sse::Settings::default());
+    let polling = chat_polling::mount();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(Compress::default())
             .app_data(data.clone())
-            .configure(chat_sse::routes)
-            .configure(chat_polling::routes)
+            .configure(|cfg| (sse.routes)(cfg))
+            .configure(|cfg| (polling.routes)(cfg))
     })
     .workers(1)
     .listen(listener)

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message as Frame, client::IntoClientRequest};
 
-use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app, spawn_with};
+use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -163,9 +163,9 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
 /// A frame over the size limit closes the socket with 1009.
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009() {
-    let app = spawn_with(chat_http::Config {
-        ws_max_frame: 1_024,
-        ..chat_http::Config::default()
+    let app = spawn_with_websocket(chat_websocket::Settings {
+        max_frame: 1_024,
+        ..chat_websocket::Settings::default()
     })
     .await;
     let mut socket = connect(&app, "?since=0").await;
@@ -202,9 +202,9 @@ async fn a_client_close_is_echoed() {
 /// configured origins are let in; a client without `Origin` too.
 #[tokio::test]
 async fn cross_origin_upgrades_are_refused() {
-    let app = spawn_with(chat_http::Config {
+    let app = spawn_with_websocket(chat_websocket::Settings {
         allowed_origins: vec!["https://chat.example".into()],
-        ..chat_http::Config::default()
+        ..chat_websocket::Settings::default()
     })
     .await;
     let addr = app.server.addr;
@@ -270,10 +270,10 @@ async fn shutdown_closes_with_1001() {
 /// does (tungstenite answers as it reads) stays.
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_timeout() {
-    let app = spawn_with(chat_http::Config {
-        ws_ping: 1,
-        ws_timeout: 2,
-        ..chat_http::Config::default()
+    let app = spawn_with_websocket(chat_websocket::Settings {
+        ping_s: 1,
+        timeout_s: 2,
+        ..chat_websocket::Settings::default()
     })
     .await;
     let mut live = connect(&app, "").await;
@@ -316,4 +316,13 @@ async fn a_silent_client_is_closed_after_the_timeout() {
         rest.windows(4).any(|w| w == [0x88, 0x14, 0x03, 0xF0]),
         "a 1008 close frame after the 101"
     );
+}
+
+/// The demo server with these WebSocket settings.
+async fn spawn_with_websocket(websocket: chat_websocket::Settings) -> crate::helpers::TestApp {
+    let settings = chat_demo::Settings {
+        websocket,
+        ..chat_demo::Settings::default()
+    };
+    crate::helpers::spawn_with_settings(chat_http::Config::default(), settings).await
 }

@@ -1,0 +1,66 @@
+//! The body of a polling or long-polling answer:
+//! `{"messages":[…],"cursor":C}`, with `"missed":K` after a gap.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::id::Cursor;
+
+/// A page as a client reads it. The messages stay raw JSON, so a client can
+/// keep the exact bytes the server sent (tests compare them to the store's).
+#[derive(Debug, Deserialize)]
+pub struct PageBody {
+    /// The messages, oldest first.
+    pub messages: Vec<Box<RawValue>>,
+    /// The id of the last message, or the `since` asked with when empty.
+    pub cursor: Cursor,
+    /// Messages older than the server's history (0 when absent).
+    #[serde(default)]
+    pub missed: u64,
+}
+
+impl PageBody {
+    /// Writes a page around messages that are already JSON, without
+    /// re-encoding them: each is copied into the array as it is.
+    pub fn write<'a>(
+        messages: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+        cursor: Cursor,
+        missed: u64,
+    ) -> Bytes {
+        let payload: usize = messages.clone().map(|m| m.len() + 1).sum();
+        let mut body = BytesMut::with_capacity(payload + 64);
+        body.put_slice(b"{\"messages\":[");
+        for (i, message) in messages.enumerate() {
+            if i > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(message);
+        }
+        body.put_slice(format!("],\"cursor\":{cursor}").as_bytes());
+        if missed > 0 {
+            body.put_slice(format!(",\"missed\":{missed}").as_bytes());
+        }
+        body.put_u8(b'}');
+        body.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A written page reads back with the same bytes, cursor and gap.
+    #[test]
+    fn write_then_read() {
+        let a = br#"{"id":3,"user":"a","text":"x","sent_at_ms":1,"via":"api"}"#;
+        let b = br#"{"id":4,"user":"b","text":"y","sent_at_ms":2,"via":"sse"}"#;
+        let body = PageBody::write([&a[..], &b[..]].into_iter(), Cursor(4), 2);
+        let page: PageBody = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(page.cursor, Cursor(4));
+        assert_eq!(page.missed, 2);
+        assert_eq!(page.messages[1].get().as_bytes(), b);
+        let empty = PageBody::write(std::iter::empty(), Cursor(9), 0);
+        assert_eq!(&empty[..], br#"{"messages":[],"cursor":9}"#);
+    }
+}

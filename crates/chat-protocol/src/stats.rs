@@ -1,0 +1,63 @@
+//! The bodies of `GET /api/stats` and `GET /api/config`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::transport::Transport;
+
+/// One transport's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountersSnapshot {
+    /// HTTP requests (a WebSocket counts its upgrade request once).
+    pub requests: u64,
+    /// Requests or connections in progress right now.
+    pub open: u64,
+    /// Bytes received: request heads, bodies, WebSocket frames.
+    pub bytes_in: u64,
+    /// Bytes sent: response heads, bodies with chunk framing, WebSocket frames.
+    pub bytes_out: u64,
+    /// Chat messages handed to clients.
+    pub messages_delivered: u64,
+    /// Answers that carried no message (polling and long polling).
+    pub empty_responses: u64,
+}
+
+/// Every transport's counters, keyed by its wire name, in page order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TransportStats(pub BTreeMap<Transport, CountersSnapshot>);
+
+impl TransportStats {
+    /// One transport's counters (zero for one the server does not report).
+    pub fn of(&self, transport: Transport) -> CountersSnapshot {
+        self.0.get(&transport).copied().unwrap_or_default()
+    }
+}
+
+/// The store part of `/api/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSnapshot {
+    /// The newest message id.
+    pub last_id: u64,
+    /// Messages retained.
+    pub retained: u64,
+}
+
+/// The whole `/api/stats` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsBody {
+    /// Per transport.
+    pub transports: TransportStats,
+    /// The store.
+    pub store: StoreSnapshot,
+}
+
+/// The `/api/config` body: what the page needs to know about a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigBody {
+    /// The transports this server mounts, in page order.
+    pub transports: Vec<Transport>,
+    /// The longest text it accepts, in characters.
+    pub max_text: usize,
+}
