@@ -59,14 +59,21 @@ pub(crate) async fn run(
             // The client: sends, pings, pongs and its close.
             frame = frames.recv() => {
                 last_heard = Instant::now();
-                if let Err(end) = from_client(&state, &mut session, frame).await {
-                    break end;
+                match from_client(&state, frame) {
+                    Ok(None) => {}
+                    Ok(Some(answer)) => {
+                        let sent = answer.send(&mut session);
+                        if let Err(end) = hand_over(sent, &state, &backlog, cursor).await {
+                            break end;
+                        }
+                    }
+                    Err(end) => break end,
                 }
             }
             // The heartbeat: a ping every interval, a close after a silence.
             _ = ping.tick() => {
-                if session.ping(b"").await.is_err() {
-                    break End::Gone;
+                if let Err(end) = hand_over(session.ping(b""), &state, &backlog, cursor).await {
+                    break end;
                 }
             }
             _ = sleep_until(last_heard + settings.timeout()) => {
@@ -125,44 +132,53 @@ fn message_frame(message: &StoredMessage) -> Option<ByteString> {
     ByteString::try_from(message.json.clone()).ok()
 }
 
+/// What the server answers a client's frame with.
+enum Answer {
+    /// An ack or an error frame.
+    Text(String),
+    /// A pong with the ping's payload.
+    Pong(bytes::Bytes),
+}
+
+impl Answer {
+    async fn send(self, session: &mut Session) -> Result<(), actix_ws::Closed> {
+        match self {
+            Answer::Text(text) => session.text(text).await,
+            Answer::Pong(payload) => session.pong(&payload).await,
+        }
+    }
+}
+
 /// Handles what the client sent: a send is stored and acknowledged (or
 /// refused with an error frame), a ping answered, a close echoed.
-async fn from_client(
+fn from_client(
     state: &AppState,
-    session: &mut Session,
     frame: Option<Result<AggregatedMessage, ProtocolError>>,
-) -> Result<(), End<Close>> {
-    let answered = match frame {
-        None => return Err(End::Gone),
-        Some(Ok(AggregatedMessage::Text(text))) => store_send(state, session, &text).await,
+) -> Result<Option<Answer>, End<Close>> {
+    match frame {
+        None => Err(End::Gone),
+        Some(Ok(AggregatedMessage::Text(text))) => Ok(Some(store_send(state, &text))),
         Some(Ok(AggregatedMessage::Binary(_))) => {
-            refuse(session, "binary_frame", "send JSON in text frames").await
+            Ok(Some(refusal("binary_frame", "send JSON in text frames")))
         }
-        Some(Ok(AggregatedMessage::Ping(payload))) => session.pong(&payload).await,
-        Some(Ok(AggregatedMessage::Pong(_))) => Ok(()),
+        Some(Ok(AggregatedMessage::Ping(payload))) => Ok(Some(Answer::Pong(payload))),
+        Some(Ok(AggregatedMessage::Pong(_))) => Ok(None),
         // Echo the client's close, as the close handshake asks.
-        Some(Ok(AggregatedMessage::Close(close))) => {
-            return Err(End::Close(
-                close.unwrap_or_else(|| CloseCode::Normal.into()),
-            ));
-        }
+        Some(Ok(AggregatedMessage::Close(close))) => Err(End::Close(
+            close.unwrap_or_else(|| CloseCode::Normal.into()),
+        )),
         Some(Err(ProtocolError::Overflow)) => {
-            return Err(End::Close(reason(CloseCode::Size, "frame too large")));
+            Err(End::Close(reason(CloseCode::Size, "frame too large")))
         }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "WebSocket protocol error");
-            return Err(End::Close(reason(CloseCode::Protocol, "protocol error")));
+            Err(End::Close(reason(CloseCode::Protocol, "protocol error")))
         }
-    };
-    answered.map_err(|_| End::Gone)
+    }
 }
 
-/// Stores a `send` frame and acknowledges it, or answers an error frame.
-async fn store_send(
-    state: &AppState,
-    session: &mut Session,
-    text: &str,
-) -> Result<(), actix_ws::Closed> {
+/// Stores a `send` frame: its ack, or an error frame.
+fn store_send(state: &AppState, text: &str) -> Answer {
     let send = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Send {
             user,
@@ -174,27 +190,27 @@ async fn store_send(
             client_msg_id,
             via: Via::Websocket,
         },
-        Err(e) => return refuse(session, "malformed_json", &e.to_string()).await,
+        Err(e) => return refusal("malformed_json", &e.to_string()),
     };
     let client_msg_id = send.client_msg_id.clone();
     match state.store.append(send) {
-        Ok(appended) => {
-            let ack = Control::Ack {
+        Ok(appended) => Answer::Text(
+            Control::Ack {
                 client_msg_id,
                 id: appended.message().id,
-            };
-            session.text(ack.to_json()).await
-        }
-        Err(e) => refuse(session, e.code(), &e.to_string()).await,
+            }
+            .to_json(),
+        ),
+        Err(e) => refusal(e.code(), &e.to_string()),
     }
 }
 
-async fn refuse(session: &mut Session, code: &str, message: &str) -> Result<(), actix_ws::Closed> {
+fn refusal(code: &str, message: &str) -> Answer {
     let error = Control::Error {
         code: code.to_owned(),
         message: message.to_owned(),
     };
-    session.text(error.to_json()).await
+    Answer::Text(error.to_json())
 }
 
 fn reason(code: CloseCode, description: &str) -> CloseReason {

@@ -1,109 +1,281 @@
-//! The byte counters in `/api/stats` against the bytes a raw TCP client
-//! actually sends and reads.
+//! The counters in `/api/stats` against the bytes a raw client actually
+//! writes and reads on its sockets, on every transport.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use chat_protocol::Transport;
+use chat_protocol::{ClientFrame, Control, CountersSnapshot, Incoming, MessageId, PageBody};
 
 use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app};
+use crate::kit::{RawSocket, TEXT, get, off_thread, post_json, ws_handshake};
 
-/// Sends `requests` over one keep-alive connection, reading one answer with
-/// a `content-length` after each; returns every byte read.
-fn exchange(addr: SocketAddr, requests: &[String]) -> Vec<u8> {
-    let mut socket = TcpStream::connect(addr).expect("connect");
-    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    let mut all = Vec::new();
-    for request in requests {
-        socket.write_all(request.as_bytes()).expect("write");
-        let mut response = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = socket.read(&mut buf).expect("read");
-            assert!(n > 0, "server closed early");
-            response.extend_from_slice(&buf[..n]);
-            if let Some(end) = complete_len(&response) {
-                assert_eq!(end, response.len(), "nothing beyond the answer");
-                break;
-            }
-        }
-        all.extend(response);
-    }
-    all
-}
-
-/// The length of a complete response with a `content-length`, if complete.
-fn complete_len(bytes: &[u8]) -> Option<usize> {
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&bytes[..head_end]).to_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))?
-        .trim()
-        .parse()
-        .ok()?;
-    (bytes.len() >= head_end + length).then_some(head_end + length)
-}
-
-async fn totals(app: &TestApp, transport: &str) -> (u64, u64) {
-    let c = app.counters(transport).await;
-    (
-        c["bytes_in"].as_u64().expect("number"),
-        c["bytes_out"].as_u64().expect("number"),
-    )
-}
-
-/// Polls (empty and not, with a `missed` notice and with `connection:
-/// close`) are counted to the byte, heads included.
+/// Every transport counts exactly what went over its sockets: a raw client
+/// does a realistic exchange (polls; a held long poll, its send and an empty
+/// timeout; two event streams, one left by the client and one ended by the
+/// server's shutdown; a WebSocket that receives, sends and closes), and once
+/// every request is over the server's counters equal the client's byte
+/// counts (heads, chunk framing, WebSocket frames and masks included) and
+/// the messages, requests and empty answers it saw.
 #[tokio::test]
-async fn polling_bytes_match_the_socket() {
-    let app = spawn_app().await;
+async fn counters_match_the_socket_on_every_transport() {
+    for transport in Transport::ALL {
+        let app = spawn_app().await;
+        let stats = app.server.state.stats.clone();
+        let expected = match transport {
+            Transport::Polling => polling(&app).await,
+            Transport::Longpoll => longpoll(&app).await,
+            Transport::Sse => sse(app).await,
+            Transport::Websocket => websocket(&app).await,
+        };
+        // Each byte is counted before it is written and a request's bytes in
+        // before it is answered, so the counters are final once the client
+        // has read everything and `open` (dropped just after a response's
+        // last byte) is back to zero.
+        eventually(&format!("{transport}: every request is over"), || async {
+            stats.snapshot().of(transport).open == 0
+        })
+        .await;
+        assert_eq!(stats.snapshot().of(transport), expected, "{transport}");
+    }
+}
+
+/// The bytes a client wrote and read on its sockets.
+#[derive(Debug, Clone, Copy)]
+struct Wire {
+    written: u64,
+    read: u64,
+}
+
+impl Wire {
+    fn of(socket: &RawSocket) -> Wire {
+        Wire {
+            written: socket.sent(),
+            read: socket.received(),
+        }
+    }
+}
+
+impl std::ops::Add for Wire {
+    type Output = Wire;
+
+    fn add(self, other: Wire) -> Wire {
+        Wire {
+            written: self.written + other.written,
+            read: self.read + other.read,
+        }
+    }
+}
+
+/// Three polls on one keep-alive connection: three messages, none, and one
+/// (`limit=1`) with `connection: close`.
+async fn polling(app: &TestApp) -> CountersSnapshot {
     for i in 0..3 {
         app.say("ana", &format!("message {i}")).await;
     }
-    let requests = vec![
-        "GET /polling/messages?since=0 HTTP/1.1\r\nhost: 127.0.0.1\r\nuser-agent: raw\r\n\r\n".to_owned(),
-        "GET /polling/messages?since=3 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".to_owned(),
-        "GET /polling/messages?since=1&limit=1 HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n".to_owned(),
-    ];
-    let sent: usize = requests.iter().map(String::len).sum();
     let addr = app.server.addr;
-    let read = tokio::task::spawn_blocking(move || exchange(addr, &requests))
-        .await
-        .expect("thread");
-    assert_eq!(
-        totals(&app, "polling").await,
-        (sent as u64, read.len() as u64)
-    );
-}
-
-/// A held long poll and a send attributed through `via` are counted exactly.
-#[tokio::test]
-async fn longpoll_and_send_bytes_match_the_socket() {
-    let app = spawn_app().await;
-    let body = r#"{"user":"ana","text":"hello","via":"longpoll"}"#;
-    let send = format!(
-        "POST /api/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let poll =
-        "GET /longpoll/messages?since=0&wait_s=30 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".to_owned();
-    let addr = app.server.addr;
-    let poll_len = poll.len();
-    let held = tokio::task::spawn_blocking(move || exchange(addr, &[poll]));
-    eventually("the poll is held", || async {
-        app.counters("longpoll").await["open"] == 1
+    let wire = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        let polls = [
+            (get("/polling/messages?since=0", &["user-agent: raw"]), 3),
+            (get("/polling/messages?since=3", &[]), 0),
+            (
+                get("/polling/messages?since=1&limit=1", &["connection: close"]),
+                1,
+            ),
+        ];
+        for (request, messages) in polls {
+            socket.send(request);
+            let answer = socket.read_response();
+            assert_eq!(answer.status(), 200, "{}", answer.head);
+            assert!(socket.unread().is_empty(), "nothing beyond the answer");
+            let page: PageBody = serde_json::from_slice(&answer.body).expect("a page");
+            assert_eq!(page.messages.len(), messages);
+        }
+        Wire::of(&socket)
     })
     .await;
-    let send_len = send.len();
-    let answered = tokio::task::spawn_blocking(move || exchange(addr, &[send]))
+    CountersSnapshot {
+        requests: 3,
+        open: 0,
+        bytes_in: wire.written,
+        bytes_out: wire.read,
+        messages_delivered: 4,
+        empty_responses: 1,
+    }
+}
+
+/// A held long poll, answered by a send attributed to long polling through
+/// `via`; then the next poll on the same connection, answered empty when
+/// its `wait_s` is over.
+async fn longpoll(app: &TestApp) -> CountersSnapshot {
+    let addr = app.server.addr;
+    let poller = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get("/longpoll/messages?since=0&wait_s=30", &[]));
+        let answer = socket.read_response();
+        let page: PageBody = serde_json::from_slice(&answer.body).expect("a page");
+        assert_eq!(page.messages.len(), 1);
+        socket.send(get(
+            &format!("/longpoll/messages?since={}&wait_s=1", page.cursor),
+            &[],
+        ));
+        let answer = socket.read_response();
+        let page: PageBody = serde_json::from_slice(&answer.body).expect("a page");
+        assert!(page.messages.is_empty());
+        assert!(socket.unread().is_empty(), "nothing beyond the answer");
+        Wire::of(&socket)
+    });
+    eventually("the poll is held", || async {
+        app.counters(Transport::Longpoll).await.open == 1
+    })
+    .await;
+    let sender = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(post_json(
+            "/api/messages",
+            r#"{"user":"ana","text":"hello","via":"longpoll"}"#,
+        ));
+        let answer = socket.read_response();
+        assert_eq!(answer.status(), 201, "{}", answer.head);
+        assert!(socket.unread().is_empty(), "nothing beyond the answer");
+        Wire::of(&socket)
+    })
+    .await;
+    let poller = tokio::time::timeout(PATIENCE, poller)
         .await
-        .expect("thread");
-    let held = held.await.expect("thread");
-    assert_eq!(
-        totals(&app, "longpoll").await,
-        (
-            (poll_len + send_len) as u64,
-            (held.len() + answered.len()) as u64
-        )
-    );
-    assert_eq!(app.counters("longpoll").await["requests"], 2);
+        .expect("both polls answered");
+    let wire = poller + sender;
+    CountersSnapshot {
+        requests: 3,
+        open: 0,
+        bytes_in: wire.written,
+        bytes_out: wire.read,
+        messages_delivered: 1,
+        empty_responses: 1,
+    }
+}
+
+/// Two event streams: the first gets a stored and a live event and is left
+/// by the client; the second resumes with `Last-Event-ID`, gets one live
+/// event and is ended by the server's shutdown (the last chunk included).
+async fn sse(app: TestApp) -> CountersSnapshot {
+    app.say("ana", "one").await;
+    let addr = app.server.addr;
+    let event = |app: &TestApp, id: u64| {
+        let json = app.stored_json(id);
+        format!("id: {id}\ndata: {}\n\n", String::from_utf8_lossy(&json))
+    };
+
+    let first_event = event(&app, 1);
+    let mut first = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get("/sse/events?since=0", &["accept: text/event-stream"]));
+        let head = socket.read_head();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        socket.read_chunks_until(&first_event);
+        socket
+    })
+    .await;
+    app.say("bob", "two").await;
+    let second_event = event(&app, 2);
+    first = off_thread(move || {
+        first.read_chunks_until(&second_event);
+        first
+    })
+    .await;
+    let first_wire = Wire::of(&first);
+    drop(first); // the client hangs up
+    eventually("the server saw the client leave", || async {
+        app.counters(Transport::Sse).await.open == 0
+    })
+    .await;
+
+    let mut resumed = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get(
+            "/sse/events",
+            &["accept: text/event-stream", "last-event-id: 2"],
+        ));
+        let head = socket.read_head();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        socket.read_chunks_until("retry: ");
+        socket
+    })
+    .await;
+    app.say("cy", "three").await;
+    let third_event = event(&app, 3);
+    resumed = off_thread(move || {
+        resumed.read_chunks_until(&third_event);
+        resumed
+    })
+    .await;
+    let stopping = tokio::spawn(app.server.shutdown());
+    let resumed = off_thread(move || {
+        assert!(
+            resumed.read_chunk().is_empty(),
+            "the last chunk, and no event"
+        );
+        assert!(resumed.read_to_close().is_empty(), "nothing after it");
+        Wire::of(&resumed)
+    })
+    .await;
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .expect("stopped")
+        .expect("task")
+        .expect("clean");
+    let wire = first_wire + resumed;
+    CountersSnapshot {
+        requests: 2,
+        open: 0,
+        bytes_in: wire.written,
+        bytes_out: wire.read,
+        messages_delivered: 3,
+        empty_responses: 0,
+    }
+}
+
+/// One WebSocket: the upgrade, two stored messages, a masked send answered
+/// by its ack and the message itself, and the client's close, echoed.
+async fn websocket(app: &TestApp) -> CountersSnapshot {
+    app.say("ana", "one").await;
+    app.say("bob", "two").await;
+    let stored = [app.stored_json(1), app.stored_json(2)];
+    let addr = app.server.addr;
+    let wire = off_thread(move || {
+        let mut socket = ws_handshake(addr, "/ws?since=0", None);
+        for json in stored {
+            let frame = socket.read_frame();
+            assert_eq!((frame.opcode, &frame.payload[..]), (TEXT, &json[..]));
+        }
+        let send = ClientFrame::Send {
+            user: "cy".into(),
+            text: "three".into(),
+            client_msg_id: Some("c1".into()),
+        };
+        socket.send_text(&send.to_json());
+        let (mut acked, mut echoed) = (false, false);
+        while !(acked && echoed) {
+            match Incoming::parse(socket.read_frame().text()).expect("a message or a control") {
+                Incoming::Control(Control::Ack { id, .. }) => acked = id == MessageId(3),
+                Incoming::Message { id, .. } => echoed = id == MessageId(3),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        socket.send_close(1000);
+        assert_eq!(
+            socket.read_frame().close_code(),
+            Some(1000),
+            "the close echoed"
+        );
+        assert!(socket.read_to_close().is_empty(), "nothing after the close");
+        Wire::of(&socket)
+    })
+    .await;
+    CountersSnapshot {
+        requests: 1,
+        open: 0,
+        bytes_in: wire.written,
+        bytes_out: wire.read,
+        messages_delivered: 3,
+        empty_responses: 0,
+    }
 }

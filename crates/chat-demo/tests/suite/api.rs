@@ -1,11 +1,11 @@
 //! `POST /api/messages` and `GET /api/stats`: the contract and every refusal.
 
-use std::io::{Read, Write};
-
+use chat_protocol::Transport;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{spawn_app, spawn_with};
+use crate::kit::{off_thread, raw_request};
 
 /// A new message answers 201 with exactly the stored message.
 #[tokio::test]
@@ -228,27 +228,16 @@ async fn oversized_body_is_413() {
 async fn oversized_body_is_refused_before_it_is_sent() {
     let app = spawn_app().await;
     let addr = app.server.addr;
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut socket = std::net::TcpStream::connect(addr).expect("connect");
-        socket
-            .set_read_timeout(Some(crate::helpers::PATIENCE))
-            .expect("timeout");
-        write!(
-            socket,
-            "POST /api/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
-             content-length: 10000000\r\n\r\n{{\"user\":\"ana\",\"text\":\""
-        )
-        .expect("write head");
-        let mut buf = [0u8; 4096];
-        let n = socket
-            .read(&mut buf)
-            .expect("an answer before the body is sent");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    })
-    .await
-    .expect("thread");
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.contains("body_too_large"), "{answer}");
+    // A head that announces ten megabytes, and the start of the body only.
+    let request = "POST /api/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                   content-length: 10000000\r\n\r\n{\"user\":\"ana\",\"text\":\"";
+    let answer = off_thread(move || raw_request(addr, request)).await;
+    assert_eq!(answer.status(), 413, "{}", answer.head);
+    assert!(
+        answer.text().contains("body_too_large"),
+        "{}",
+        answer.text()
+    );
 }
 
 /// `/api/stats` has every counter of the contract for all four transports.
@@ -265,7 +254,7 @@ async fn stats_have_every_counter() {
         .json()
         .await
         .expect("JSON");
-    for transport in ["polling", "longpoll", "sse", "websocket"] {
+    for transport in Transport::ALL.map(Transport::as_str) {
         for counter in [
             "requests",
             "open",

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use chat_protocol::Transport;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -38,16 +39,10 @@ async fn sigterm_answers_held_polls_and_exits_cleanly() {
         http.get(format!("{base}/longpoll/messages?since=0&wait_s=55"))
             .send(),
     );
+    let client = chat_client::Client::new(&base);
     crate::helpers::eventually("the poll is held", || async {
-        let stats: Value = http
-            .get(format!("{base}/api/stats"))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json");
-        stats["transports"]["longpoll"]["open"] == 1
+        let stats = client.stats().await.expect("stats");
+        stats.transports.of(Transport::Longpoll).open == 1
     })
     .await;
 

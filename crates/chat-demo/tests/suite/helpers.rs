@@ -5,6 +5,7 @@ use std::time::Duration;
 use chat_client::{Client, Event, Message, Subscription};
 use chat_demo::Settings;
 use chat_http::{AppState, Config, RunningServer};
+use chat_protocol::{CountersSnapshot, Transport};
 
 /// Every wait in the suite is bounded by this, so a broken server fails a
 /// test instead of hanging it.
@@ -77,11 +78,10 @@ impl TestApp {
         page.messages[0].json.clone()
     }
 
-    /// The `/api/stats` counters of one transport.
-    pub async fn counters(&self, transport: &str) -> serde_json::Value {
-        let transport: chat_client::Transport = transport.parse().expect("a transport name");
+    /// The `/api/stats` counters of one transport, as a client reads them.
+    pub async fn counters(&self, transport: Transport) -> CountersSnapshot {
         let stats = self.client.stats().await.expect("stats");
-        serde_json::to_value(stats.transports.of(transport)).expect("counters serialize")
+        stats.transports.of(transport)
     }
 }
 

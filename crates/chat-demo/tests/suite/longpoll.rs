@@ -1,16 +1,14 @@
 //! Long polling: holding, waking, timing out, hanging up, shutting down.
 
-use std::io::Write;
-
+use chat_protocol::Transport;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{PATIENCE, eventually, spawn_app};
+use crate::kit::{RawSocket, get};
 
 async fn open_longpolls(app: &crate::helpers::TestApp) -> u64 {
-    app.counters("longpoll").await["open"]
-        .as_u64()
-        .expect("number")
+    app.counters(Transport::Longpoll).await.open
 }
 
 /// A held poll is answered by the send that passes its cursor, with that
@@ -88,7 +86,7 @@ async fn a_quiet_hold_times_out_empty() {
     let page: Value = response.json().await.expect("json");
     assert_eq!(page["messages"], serde_json::json!([]));
     assert_eq!(page["cursor"], 1);
-    assert_eq!(app.counters("longpoll").await["empty_responses"], 1);
+    assert_eq!(app.counters(Transport::Longpoll).await.empty_responses, 1);
 }
 
 /// A client that hangs up while its poll is held costs nothing afterwards:
@@ -98,14 +96,10 @@ async fn a_client_that_hangs_up_is_forgotten() {
     let app = spawn_app().await;
     let addr = app.server.addr;
     // Raw sockets, so that hanging up is exactly a close of the connection.
-    let sockets: Vec<std::net::TcpStream> = (0..5)
+    let sockets: Vec<RawSocket> = (0..5)
         .map(|_| {
-            let mut socket = std::net::TcpStream::connect(addr).expect("connect");
-            write!(
-                socket,
-                "GET /longpoll/messages?since=0&wait_s=55 HTTP/1.1\r\nhost: x\r\n\r\n"
-            )
-            .expect("write");
+            let mut socket = RawSocket::connect(addr);
+            socket.send(get("/longpoll/messages?since=0&wait_s=55", &[]));
             socket
         })
         .collect();

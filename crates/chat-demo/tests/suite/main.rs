@@ -1,7 +1,8 @@
 //! The behaviour suite: real servers on port 0, real clients.
 //!
 //! One test binary (faster to build than one per file), one module per
-//! subject. `helpers` has `spawn_app`, which every test starts from.
+//! subject. `helpers` has `spawn_app`, which every test starts from; `kit`
+//! has the raw HTTP and WebSocket clients for tests that need the bytes.
 
 mod accounting;
 mod api;
@@ -9,6 +10,7 @@ mod behaviour;
 mod binary;
 mod docs;
 mod helpers;
+mod kit;
 mod longpoll;
 mod polling;
 mod resume;

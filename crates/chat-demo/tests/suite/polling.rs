@@ -1,5 +1,6 @@
 //! Regular polling, and the cursor rules that polling and long polling share.
 
+use chat_protocol::Transport;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -40,12 +41,12 @@ async fn poll_answers_at_once_with_the_cursor() {
     let page = get_json(&app, "/polling/messages?since=1").await;
     assert_eq!(ids(&page), vec![2, 3]);
     assert_eq!(page["cursor"], 3);
-    let counters = app.counters("polling").await;
-    assert_eq!(counters["requests"], 2);
-    assert_eq!(counters["empty_responses"], 1);
-    assert_eq!(counters["messages_delivered"], 2);
+    let counters = app.counters(Transport::Polling).await;
+    assert_eq!(counters.requests, 2);
+    assert_eq!(counters.empty_responses, 1);
+    assert_eq!(counters.messages_delivered, 2);
     crate::helpers::eventually("no poll is open", || async {
-        app.counters("polling").await["open"] == 0
+        app.counters(Transport::Polling).await.open == 0
     })
     .await;
 }

@@ -1,13 +1,13 @@
 //! Resuming without loss: forced reconnects, and slow readers cut off.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use chat_client::{Cursor, Event, Options, Transport};
 use chat_store::{NewMessage, Via};
 
 use crate::helpers::{PATIENCE, eventually, next_messages, spawn_with};
+use crate::kit::{RawSocket, TEXT, get, off_thread, parse_frames, ws_upgrade};
 
 /// Reconnecting over and over while messages flow loses nothing and repeats
 /// nothing: SSE resumes with `Last-Event-ID`, WebSocket with `since`.
@@ -90,14 +90,11 @@ async fn stalled_reader(transport: Transport) {
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
     socket.set_recv_buffer_size(4_096).expect("rcvbuf");
     socket.connect(&app.server.addr.into()).expect("connect");
-    let mut stalled: std::net::TcpStream = socket.into();
-    let request = match transport {
-        Transport::Sse => "GET /sse/events?since=0 HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
-        _ => "GET /ws?since=0 HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
-              sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-            .to_owned(),
-    };
-    stalled.write_all(request.as_bytes()).expect("write");
+    let mut stalled = RawSocket::from(std::net::TcpStream::from(socket));
+    stalled.send(match transport {
+        Transport::Sse => get("/sse/events?since=0", &[]),
+        _ => ws_upgrade("/ws?since=0", None),
+    });
 
     // The fast readers report how far they got.
     let (progress, _) = tokio::sync::watch::channel(vec![0u64; FAST]);
@@ -124,7 +121,7 @@ async fn stalled_reader(transport: Transport) {
         }));
     }
     eventually("every reader is connected", || async {
-        app.counters(name).await["open"] == FAST as u64 + 1
+        app.counters(transport).await.open == FAST as u64 + 1
     })
     .await;
 
@@ -163,19 +160,12 @@ async fn stalled_reader(transport: Transport) {
     }
     // The fast readers have hung up; only the stalled one could be open.
     eventually("the stalled reader was cut off", || async {
-        app.counters(name).await["open"] == 0
+        app.counters(transport).await.open == 0
     })
     .await;
 
     // The stalled client wakes up, reads what reached it, and resumes.
-    let received = tokio::task::spawn_blocking(move || {
-        let mut bytes = Vec::new();
-        stalled.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        let _ = stalled.read_to_end(&mut bytes); // ends in a reset
-        bytes
-    })
-    .await
-    .expect("thread");
+    let received = off_thread(move || stalled.read_to_close()).await; // ends in a reset
     let mut ids = match transport {
         Transport::Sse => sse_ids(&received),
         _ => ws_ids(&received),
@@ -227,27 +217,11 @@ fn ws_ids(raw: &[u8]) -> Vec<u64> {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(raw.len(), |p| p + 4);
-    let mut rest = &raw[head_end..];
-    let mut ids = Vec::new();
-    while rest.len() >= 2 {
-        let (len, header) = match rest[1] & 0x7F {
-            126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
-            127 => break,
-            126 => break,
-            n => (n as usize, 2),
-        };
-        if rest.len() < header + len {
-            break;
-        }
-        let payload = &rest[header..header + len];
-        if rest[0] == 0x81
-            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload)
-            && let Some(id) = value["id"].as_u64()
-            && value.get("type").is_none()
-        {
-            ids.push(id);
-        }
-        rest = &rest[header + len..];
-    }
-    ids
+    parse_frames(&raw[head_end..])
+        .iter()
+        .filter(|frame| frame.fin && frame.opcode == TEXT)
+        .filter_map(|frame| serde_json::from_slice::<serde_json::Value>(&frame.payload).ok())
+        .filter(|value| value.get("type").is_none())
+        .filter_map(|value| value["id"].as_u64())
+        .collect()
 }

@@ -1,36 +1,17 @@
 //! Server-sent events: framing, headers, resume, compression, shutdown.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
+use chat_protocol::Transport;
 use futures_util::StreamExt;
 
 use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app, spawn_with_settings};
+use crate::kit::{RawSocket, get, off_thread, raw_request};
 
-/// Reads an SSE response from a raw socket until `until` appears in it.
-fn read_until(socket: &mut TcpStream, until: &str) -> String {
-    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains(until) {
-        let n = socket.read(&mut buf).expect("read");
-        assert!(
-            n > 0,
-            "stream closed before {until:?}: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&seen).into_owned()
-}
-
-fn open_stream(app: &TestApp, path_and_headers: &str) -> TcpStream {
-    let mut socket = TcpStream::connect(app.server.addr).expect("connect");
-    write!(
-        socket,
-        "GET {path_and_headers}\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\n\r\n"
-    )
-    .expect("write");
+/// Opens an event stream on `target` with `headers` besides `accept`.
+fn open_stream(app: &TestApp, target: &str, headers: &[&str]) -> RawSocket {
+    let mut socket = RawSocket::connect(app.server.addr);
+    let mut all = vec!["accept: text/event-stream"];
+    all.extend_from_slice(headers);
+    socket.send(get(target, &all));
     socket
 }
 
@@ -41,13 +22,8 @@ fn open_stream(app: &TestApp, path_and_headers: &str) -> TcpStream {
 async fn stream_has_the_contract_headers_and_framing() {
     let app = spawn_app().await;
     let sent = app.say("ana", "hello").await;
-    let mut socket = open_stream(
-        &app,
-        "/sse/events?since=0 HTTP/1.1\r\naccept-encoding: gzip, br",
-    );
-    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, "\"via\":\"api\"}\n\n"))
-        .await
-        .expect("thread");
+    let mut socket = open_stream(&app, "/sse/events?since=0", &["accept-encoding: gzip, br"]);
+    let text = off_thread(move || socket.read_until("\"via\":\"api\"}\n\n")).await;
     let lower = text.to_lowercase();
     assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{text}");
     for header in [
@@ -148,72 +124,39 @@ async fn silence_sends_a_keep_alive_comment() {
         ..chat_demo::Settings::default()
     };
     let app = spawn_with_settings(chat_http::Config::default(), settings).await;
-    let mut socket = open_stream(&app, "/sse/events?since=0 HTTP/1.1");
-    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, ": keep-alive\n\n"))
-        .await
-        .expect("thread");
+    let mut socket = open_stream(&app, "/sse/events?since=0", &[]);
+    let text = off_thread(move || socket.read_until(": keep-alive\n\n")).await;
     assert!(text.contains("retry: "));
 }
 
-/// Streams end cleanly on shutdown (the last chunk is sent), and the open
-/// counter is back to zero.
+/// Streams end cleanly on shutdown (the last chunk is sent, and nothing
+/// after it), and the open counter is back to zero. (The bytes of a stream
+/// ended this way are checked in `accounting`.)
 #[tokio::test]
 async fn shutdown_ends_streams_cleanly() {
     let app = spawn_app().await;
-    let mut socket = open_stream(&app, "/sse/events?since=0 HTTP/1.1");
+    let mut socket = open_stream(&app, "/sse/events?since=0", &[]);
     eventually("the stream is open", || async {
-        app.counters("sse").await["open"] == 1
-    })
-    .await;
-    let stopping = tokio::spawn(app.server.shutdown());
-    let text = tokio::task::spawn_blocking(move || read_until(&mut socket, "\r\n0\r\n\r\n"))
-        .await
-        .expect("thread");
-    assert!(text.ends_with("\r\n0\r\n\r\n"), "{text}");
-    tokio::time::timeout(PATIENCE, stopping)
-        .await
-        .expect("stopped")
-        .expect("task")
-        .expect("clean");
-}
-
-/// SSE bytes are counted to the byte: head, chunk framing, events.
-#[tokio::test]
-async fn sse_bytes_match_the_socket() {
-    let app = spawn_app().await;
-    app.say("ana", "one").await;
-    let request = "GET /sse/events?since=0 HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
-    let mut socket = TcpStream::connect(app.server.addr).expect("connect");
-    socket.write_all(request.as_bytes()).expect("write");
-    eventually("the stream is open", || async {
-        app.counters("sse").await["open"] == 1
-    })
-    .await;
-    app.say("bob", "two").await;
-    eventually("both messages are handed to the stream", || async {
-        app.counters("sse").await["messages_delivered"] == 2
+        app.counters(Transport::Sse).await.open == 1
     })
     .await;
     let counters = app.server.state.stats.clone();
     let stopping = tokio::spawn(app.server.shutdown());
-    let read = tokio::task::spawn_blocking(move || {
-        let mut all = Vec::new();
-        socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        socket.read_to_end(&mut all).expect("read to the end");
-        all
+    off_thread(move || {
+        socket.read_head();
+        while !socket.read_chunk().is_empty() {}
+        assert!(
+            socket.read_to_close().is_empty(),
+            "nothing after the last chunk"
+        );
     })
-    .await
-    .expect("thread");
+    .await;
     tokio::time::timeout(PATIENCE, stopping)
         .await
         .expect("stopped")
         .expect("task")
         .expect("clean");
-    let stats = counters.snapshot().of(chat_http::Transport::Sse);
-    assert_eq!(stats.bytes_in, request.len() as u64);
-    assert_eq!(stats.bytes_out, read.len() as u64);
-    assert_eq!(stats.messages_delivered, 2);
-    assert_eq!(stats.open, 0);
+    assert_eq!(counters.snapshot().of(Transport::Sse).open, 0);
 }
 
 /// The `Compress` middleware, wrapped around the SSE routes, leaves the
@@ -252,23 +195,22 @@ async fn compression_middleware_leaves_the_stream_alone() {
             via: chat_store::Via::Api,
         })
         .expect("valid");
-    let raw = |path: &str| {
-        let path = path.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mut socket = TcpStream::connect(addr).expect("connect");
-            write!(
-                socket,
-                "GET {path} HTTP/1.1\r\nhost: x\r\naccept-encoding: gzip\r\n\r\n"
-            )
-            .expect("write");
-            read_until(&mut socket, "\r\n\r\n").to_lowercase()
-        })
-    };
+    let gzip = ["accept-encoding: gzip"];
     // The middleware is active: a large polling answer is compressed...
-    let polled = raw("/polling/messages?since=0").await.expect("thread");
+    let polled = off_thread(move || {
+        raw_request(addr, &get("/polling/messages?since=0", &gzip))
+            .head
+            .to_lowercase()
+    })
+    .await;
     assert!(polled.contains("content-encoding: gzip"), "{polled}");
     // ...but the event stream is not.
-    let streamed = raw("/sse/events?since=0").await.expect("thread");
+    let streamed = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get("/sse/events?since=0", &gzip));
+        socket.read_head().to_lowercase()
+    })
+    .await;
     assert!(
         streamed.contains("content-encoding: identity"),
         "{streamed}"

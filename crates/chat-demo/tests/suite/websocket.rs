@@ -1,8 +1,8 @@
 //! WebSocket: frames, sends, refusals, limits, origins, heartbeats, shutdown.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
+use chat_protocol::Transport;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message as Frame, client::IntoClientRequest};
 
 use crate::helpers::{PATIENCE, TestApp, eventually, spawn_app};
+use crate::kit::{CLOSE, off_thread, parse_frames, ws_handshake};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -174,7 +175,7 @@ async fn an_oversized_frame_closes_with_1009() {
     assert_eq!(close_code(&mut socket).await, CloseCode::Size);
     assert_eq!(app.server.state.store.stats().last_id, 0);
     eventually("the socket is closed", || async {
-        app.counters("websocket").await["open"] == 0
+        app.counters(Transport::Websocket).await.open == 0
     })
     .await;
 }
@@ -193,7 +194,7 @@ async fn a_client_close_is_echoed() {
         .expect("close");
     assert_eq!(close_code(&mut socket).await, CloseCode::Normal);
     eventually("the socket is forgotten", || async {
-        app.counters("websocket").await["open"] == 0
+        app.counters(Transport::Websocket).await.open == 0
     })
     .await;
 }
@@ -251,7 +252,7 @@ async fn shutdown_closes_with_1001() {
         sockets.push(connect(&app, "?since=0").await);
     }
     eventually("3 sockets are open", || async {
-        app.counters("websocket").await["open"] == 3
+        app.counters(Transport::Websocket).await.open == 3
     })
     .await;
     let stopping = tokio::spawn(app.server.shutdown());
@@ -279,15 +280,9 @@ async fn a_silent_client_is_closed_after_the_timeout() {
     let mut live = connect(&app, "").await;
     // A raw client that completes the handshake and then never reads.
     let addr = app.server.addr;
-    let mut silent = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        silent,
-        "GET /ws HTTP/1.1\r\nhost: {addr}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
-         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .expect("write");
+    let mut silent = off_thread(move || ws_handshake(addr, "/ws", None)).await;
     eventually("both sockets are open", || async {
-        app.counters("websocket").await["open"] == 2
+        app.counters(Transport::Websocket).await.open == 2
     })
     .await;
     // The live client keeps reading (and so answering pings) meanwhile.
@@ -299,7 +294,7 @@ async fn a_silent_client_is_closed_after_the_timeout() {
         live
     });
     eventually("the silent socket is closed", || async {
-        app.counters("websocket").await["open"] == 1
+        app.counters(Transport::Websocket).await.open == 1
     })
     .await;
     let mut live = reader.await.expect("reader");
@@ -308,13 +303,13 @@ async fn a_silent_client_is_closed_after_the_timeout() {
     ))
     .await
     .expect("the live socket is still open");
-    let mut rest = Vec::new();
-    silent.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    let _ = silent.read_to_end(&mut rest);
-    // A close frame: opcode 0x88, 20 bytes of payload, code 1008 (0x03F0).
+    let rest = off_thread(move || silent.read_to_close()).await;
+    let frames = parse_frames(&rest);
     assert!(
-        rest.windows(4).any(|w| w == [0x88, 0x14, 0x03, 0xF0]),
-        "a 1008 close frame after the 101"
+        frames
+            .iter()
+            .any(|f| f.fin && f.opcode == CLOSE && f.close_code() == Some(1008)),
+        "a 1008 close frame after the 101: {frames:?}"
     );
 }
 
