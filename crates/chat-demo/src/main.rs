@@ -3,7 +3,7 @@
 //! Run with `cargo run --release` (at the workspace root), then open
 //! <http://127.0.0.1:8080>. `--help` lists every setting.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-demo",
         "One chat, four transports: polling, long polling, SSE and WebSocket side by side",

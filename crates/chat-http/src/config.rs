@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use chat_protocol::limits::{DEFAULT_MAX_BODY, DEFAULT_MAX_TEXT_CHARS};
 use chat_store::{DEFAULT_BACKFILL, DEFAULT_HISTORY, StoreConfig};
 
+use crate::server::LogFormat;
+
 /// Where a server listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// How many messages a streaming connection may fall behind the newest one
@@ -38,20 +40,20 @@ pub struct Config {
     /// Messages a streaming connection may fall behind before it is cut off.
     #[arg(long, env = "CHAT_BACKLOG", default_value_t = DEFAULT_BACKLOG)]
     pub backlog: u64,
-    /// Folder with the page's static files.
-    #[arg(long, env = "CHAT_WEB_DIR", default_value = default_web_dir())]
-    pub web_dir: PathBuf,
+    /// Serve the page from this folder instead of the copy built into the
+    /// binary (to edit `web/` and reload without rebuilding). It must hold
+    /// an `index.html`.
+    #[arg(long, env = "CHAT_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Worker threads (0: one per CPU core).
     #[arg(long, env = "CHAT_WORKERS", default_value_t = 0)]
     pub workers: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_S)]
     pub shutdown_timeout: u64,
-}
-
-/// The `web/` folder of this checkout, so that `cargo run` works from anywhere.
-fn default_web_dir() -> &'static str {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../web")
+    /// How logs are written to stderr (the level comes from `RUST_LOG`).
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -64,9 +66,10 @@ impl Default for Config {
             max_text: DEFAULT_MAX_TEXT_CHARS,
             max_body: DEFAULT_MAX_BODY,
             backlog: DEFAULT_BACKLOG,
-            web_dir: PathBuf::from(default_web_dir()),
+            web_dir: None,
             workers: 0,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_S,
+            log_format: LogFormat::Text,
         }
     }
 }

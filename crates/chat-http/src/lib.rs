@@ -25,8 +25,10 @@
 //!   client safely, and [`End`], the outcome of every connection loop.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
-//!   requests and streams listen to, the static page, and [`run_binary`], the
-//!   `main` of every binary.
+//!   requests and streams listen to, and [`run_binary`], the `main` of every
+//!   binary (`--version`, logs on stderr, one exit code per start-up failure).
+//! - [`page`]: the page's files, embedded in the binary at build time, or
+//!   served from `--web-dir` while you edit them.
 //!
 //! A transport crate exports a `mount` function that returns a [`Mount`] (its
 //! transport and a function that adds its scope, with its settings, to an
@@ -36,6 +38,7 @@
 pub mod accounting;
 pub mod api;
 pub mod config;
+pub mod page;
 pub mod server;
 pub mod stats;
 pub mod streaming;
@@ -43,6 +46,8 @@ pub mod streaming;
 pub use api::{ApiError, Query};
 pub use chat_protocol::Transport;
 pub use config::Config;
-pub use server::{AppState, Mount, NoSettings, RunningServer, listen, run_binary, start};
+pub use server::{
+    AppState, LogFormat, Mount, NoSettings, RunningServer, StartError, listen, run_binary, start,
+};
 pub use stats::Counters;
 pub use streaming::{Backlog, Connection, End};

@@ -1,8 +1,9 @@
 //! Starting, running and stopping a server: the shared state, the app that
 //! mounts the transports, graceful shutdown, and the binaries' `main`.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -19,6 +20,7 @@ use chat_protocol::Transport;
 
 use crate::api;
 use crate::config::Config;
+use crate::page::{PageSource, WebDirError};
 use crate::stats::Stats;
 use crate::streaming::remember_socket;
 
@@ -113,25 +115,23 @@ pub fn start(
     listener: TcpListener,
     mut state: AppState,
     mounts: &[Mount],
-) -> io::Result<RunningServer> {
+) -> Result<RunningServer, StartError> {
     let addr = listener.local_addr()?;
+    let page = PageSource::new(state.config.web_dir.as_deref())?;
     state.transports = mounts.iter().map(|m| m.transport).collect();
     let data = web::Data::new(state.clone());
     let mounts = mounts.to_vec();
-    let web_dir = state.config.web_dir.clone();
     let mut server = HttpServer::new(move || {
         let mut app = App::new().app_data(data.clone()).configure(api::mount);
         for mount in &mounts {
             app = app.configure(|cfg| (mount.routes)(cfg));
         }
         app.service(
-            web::scope("")
-                .wrap(
-                    DefaultHeaders::new()
-                        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-                        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
-                )
-                .service(actix_files::Files::new("/", &web_dir).index_file("index.html")),
+            page.serve(web::scope("")).wrap(
+                DefaultHeaders::new()
+                    .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            ),
         )
         .default_service(web::to(api::not_found))
     })
@@ -159,25 +159,89 @@ pub fn start(
     })
 }
 
+/// Why a server could not start. Each has its own exit code, so that a
+/// script or a service manager can tell them apart (README, "Exit codes").
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A flag or environment variable is not valid (clap's own code).
+    #[error("{0}")]
+    Usage(String),
+    /// The address cannot be listened on (in use, not ours, no permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// `--web-dir` has no readable `index.html`.
+    #[error(transparent)]
+    WebDir(#[from] WebDirError),
+    /// Anything else the operating system refused.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl StartError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Io(_) => 1,
+            StartError::Usage(_) => 2,
+            StartError::Listen { .. } => 3,
+            StartError::WebDir(_) => 4,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text per event; coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// The `main` of every server binary: parse the shared flags and the
-/// binary's own transport settings `S`, log through `tracing`, listen, print
-/// the address, and shut down gracefully on Ctrl-C or SIGTERM. `mounts` turns
-/// the parsed settings into the transports to serve.
+/// binary's own transport settings `S`, log through `tracing` (to stderr),
+/// listen, print the address on stdout, and shut down gracefully on Ctrl-C or
+/// SIGTERM. `mounts` turns the parsed settings into the transports to serve.
+/// A failure to start is one line on stderr and [`StartError::exit_code`].
 pub fn run_binary<S: Args + FromArgMatches>(
     name: &'static str,
     about: &'static str,
     mounts: impl FnOnce(S) -> Vec<Mount>,
-) -> anyhow::Result<()> {
-    let command = S::augment_args(Config::augment_args(Command::new(name).about(about)));
-    let matches = command.get_matches();
-    let config = Config::from_arg_matches(&matches)?;
-    let mounts = mounts(S::from_arg_matches(&matches)?);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+) -> ExitCode {
+    match serve_binary(name, about, mounts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn serve_binary<S: Args + FromArgMatches>(
+    name: &'static str,
+    about: &'static str,
+    mounts: impl FnOnce(S) -> Vec<Mount>,
+) -> Result<(), StartError> {
+    let command = S::augment_args(Config::augment_args(
+        Command::new(name)
+            .about(about)
+            .version(env!("CARGO_PKG_VERSION")),
+    ));
+    let matches = match command.try_get_matches() {
+        Ok(matches) => matches,
+        // --help and --version print and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => return Err(usage(e)),
+    };
+    let config = Config::from_arg_matches(&matches).map_err(usage)?;
+    let mounts = mounts(S::from_arg_matches(&matches).map_err(usage)?);
+    init_logs(config.log_format);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -189,8 +253,8 @@ pub fn run_binary<S: Args + FromArgMatches>(
     }
 
     runtime.block_on(async {
-        let listener = listen(config.addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
+        let addr = config.addr;
+        let listener = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
         let server = start(listener, AppState::new(config), &mounts)?;
         println!("{name} listening on http://{}", server.addr);
         tracing::info!(addr = %server.addr, "started");
@@ -200,6 +264,33 @@ pub fn run_binary<S: Args + FromArgMatches>(
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// clap's message, first line only (it names the flag and the problem).
+fn usage(e: clap::Error) -> StartError {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    StartError::Usage(format!("{line} (see --help)"))
+}
+
+/// Logs to stderr at the level `RUST_LOG` sets (default `info`): text,
+/// coloured only when stderr is a terminal and `NO_COLOR` is not set, or
+/// one JSON object per line.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+    }
 }
 
 /// Pending connections the kernel queues before the server accepts them.

@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run -p chat-longpoll -- --addr 127.0.0.1:8082`.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-longpoll",
         "The chat over HTTP long polling only",

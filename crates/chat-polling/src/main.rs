@@ -5,7 +5,7 @@
 
 use chat_http::NoSettings;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-polling",
         "The chat over regular polling only",

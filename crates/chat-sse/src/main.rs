@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run -p chat-sse -- --addr 127.0.0.1:8083`.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-sse",
         "The chat over server-sent events only",

@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run -p chat-websocket -- --addr 127.0.0.1:8084`.
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-websocket",
         "The chat over WebSocket only",
