@@ -8,31 +8,27 @@
 //!   send (`POST /api/messages`) to the held long poll's answer arriving.
 //! - `cargo bench -p chat-benches --bench send_to_deliver` (and `fanout`,
 //!   `burst`, `store`): latency, fan-out and burst throughput, the store alone.
-//! - `cargo run --release -p chat-benches --bin loadgen -- --help`: many
-//!   clients of one transport against a server, with latency, loss,
-//!   duplicates, bytes per message, and the server's memory and CPU.
 //! - `cargo run --release -p chat-benches --bin compare`: the comparison in
 //!   one command, written to `docs/results.md` ([`wire`] measures at the
-//!   socket through a counting [`relay`]).
+//!   socket through a counting [`relay`]; the load runs are the
+//!   `chat-loadgen` crate's `loadgen`, whose `/api/stats` reader and `/proc`
+//!   sampler `compare` shares).
+//!
+//! The load generator is its own crate: `cargo run --release -p chat-loadgen
+//! -- --help` (many clients of one transport against a server, with
+//! latency, loss, duplicates, bytes per message, and the server's memory and
+//! CPU).
 
 pub mod relay;
 pub mod wire;
 
-use chat_http::{AppState, Config, RunningServer};
+use chat_http::{Config, RunningServer};
+
+pub use chat_loadgen::server::base_url;
 
 /// Starts the demo server (every transport) on a free loopback port.
 pub fn start_server(config: Config) -> anyhow::Result<RunningServer> {
-    let listener = chat_http::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    Ok(chat_http::start(
-        listener,
-        AppState::new(config),
-        &chat_demo::mounts(chat_demo::Settings::default()),
-    )?)
-}
-
-/// `http://ADDR` of a running server.
-pub fn base_url(server: &RunningServer) -> String {
-    format!("http://{}", server.addr)
+    Ok(chat_loadgen::server::start_on_loopback(config)?)
 }
 
 /// `n` subscribers on one transport, each a task with the project's client,

@@ -1,6 +1,7 @@
 //! Wire overhead per delivered message, measured at the socket by a
-//! [`Relay`] and cross-checked with the server's own
-//! `/api/stats`, for each transport in three scenarios:
+//! [`Relay`] and cross-checked with the server's own `/api/stats` (read with
+//! the load generator's reader, [`chat_loadgen::stats`]), for each transport
+//! in three scenarios:
 //!
 //! - **one at a time**: messages sent one by one, each only after the
 //!   subscriber has the previous one;
@@ -17,6 +18,7 @@
 use std::time::Duration;
 
 use chat_client::{Client, Cursor, Event, Options, Transport, Via};
+use chat_loadgen::stats;
 
 use crate::relay::{Counts, Relay};
 use crate::{base_url, start_server};
@@ -95,7 +97,6 @@ pub async fn measure(transport: Transport, scenario: Scenario) -> anyhow::Result
             ..Options::default()
         },
     );
-    let stats_of = |server: &chat_http::RunningServer| server.state.stats.snapshot().of(transport);
 
     // Warm up: the subscriber connects and gets one message before anything
     // is counted, so every scenario measures a connected client.
@@ -103,7 +104,7 @@ pub async fn measure(transport: Transport, scenario: Scenario) -> anyhow::Result
     next_message(&mut sub).await?;
 
     let before_relay = relay.tally.counts();
-    let before_server = stats_of(&server);
+    let before_server = stats::snapshot(&sender, transport).await?;
     let mut delivered = 0;
     match scenario {
         Scenario::OneAtATime(n) => {
@@ -130,7 +131,8 @@ pub async fn measure(transport: Transport, scenario: Scenario) -> anyhow::Result
     // Let the last answers and re-requests settle before counting.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let relay_counts = relay.tally.counts().since(before_relay);
-    let after_server = stats_of(&server);
+    let after_server = stats::snapshot(&sender, transport).await?;
+    let server_counts = stats::growth(&after_server.counters, &before_server.counters);
     drop(sub);
     server.shutdown().await?;
     Ok(WireResult {
@@ -138,8 +140,8 @@ pub async fn measure(transport: Transport, scenario: Scenario) -> anyhow::Result
         scenario,
         delivered,
         relay: relay_counts,
-        server_bytes_out: after_server.bytes_out - before_server.bytes_out,
-        server_bytes_in: after_server.bytes_in - before_server.bytes_in,
+        server_bytes_out: server_counts.bytes_out,
+        server_bytes_in: server_counts.bytes_in,
     })
 }
 

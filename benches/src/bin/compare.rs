@@ -13,10 +13,17 @@
 //!   own `/api/stats` count of the same bytes ([`chat_benches::wire`]);
 //! - idle cost per minute per connected client;
 //! - load: every transport with 1,000 clients at 100 messages/s, and with
-//!   10,000 clients at 10 messages/s, through the `loadgen` binary against a
-//!   server in its own process (this binary, re-run with `--serve`), so that
-//!   the server's memory and CPU are its own. `loadgen` is built first if it
-//!   is not next to this binary.
+//!   10,000 clients at 10 messages/s, through the `loadgen` binary (package
+//!   `chat-loadgen`, built first, in this binary's profile, into the same
+//!   folder) against a server in its own process (this binary, re-run with
+//!   `--serve`), so that the server's memory and CPU are its own.
+//!
+//! What it shares with `loadgen` rather than copies: the `/api/stats` reader
+//! ([`chat_loadgen::stats`], through [`chat_benches::wire`]), the `/proc`
+//! sampler ([`chat_loadgen::process`]: the CPU model in the heading; the
+//! server's memory and CPU are sampled by `loadgen` itself), the server it
+//! runs ([`chat_loadgen::server`]), and `loadgen`'s output format: the table
+//! header and the parser of its printed report ([`chat_loadgen::report`]).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -28,6 +35,8 @@ use plotters::prelude::*;
 
 use chat_benches::wire::{Scenario, WireResult, measure};
 use chat_client::Transport;
+use chat_loadgen::report::{TABLE_ALIGN, TABLE_HEADER, parse_output};
+use chat_loadgen::{process, server};
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -261,14 +270,7 @@ fn command_line(args: &str) -> String {
 
 /// The CPU model, from `/proc/cpuinfo`.
 fn machine() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "an unknown CPU".to_owned())
+    process::cpu_model().unwrap_or_else(|| "an unknown CPU".to_owned())
 }
 
 /// The date and time now, as `date -u` prints it.
@@ -307,23 +309,28 @@ async fn load_runs() -> anyhow::Result<Vec<LoadRun>> {
     Ok(runs)
 }
 
-/// `loadgen` next to this binary, built if it is not there yet.
+/// `loadgen` next to this binary, built (or brought up to date) first with
+/// the same profile, so that a run never measures a stale load generator.
 fn loadgen_binary() -> anyhow::Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name("loadgen");
-    if !path.exists() {
-        let built = std::process::Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "chat-benches",
-                "--bin",
-                "loadgen",
-            ])
-            .status()
-            .context("running cargo to build loadgen")?;
-        anyhow::ensure!(built.success(), "building loadgen failed");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args([
+        "build",
+        "--quiet",
+        "--manifest-path",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"),
+        "-p",
+        "chat-loadgen",
+    ]);
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
     }
+    let built = build
+        .status()
+        .context("running cargo to build loadgen (package chat-loadgen)")?;
+    anyhow::ensure!(built.success(), "building loadgen failed");
+    anyhow::ensure!(path.exists(), "no loadgen at {}", path.display());
     Ok(path)
 }
 
@@ -369,23 +376,13 @@ async fn load_run(
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
     let text = String::from_utf8_lossy(&output.stdout);
-    let row = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with(&format!("| {} |", transport.as_str())))
-        .with_context(|| format!("no result row from loadgen:\n{text}"))?
-        .to_owned();
-    let kib_per_client_connected = text
-        .lines()
-        .find_map(|l| l.strip_prefix("memory per client"))
-        .and_then(|l| l.split(',').nth(1))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok());
+    let parsed = parse_output(&text, transport)
+        .with_context(|| format!("no result row from loadgen:\n{text}"))?;
     Ok(LoadRun {
         transport,
         clients,
-        row,
-        kib_per_client_connected,
+        row: parsed.row,
+        kib_per_client_connected: parsed.kib_per_client_connected,
     })
 }
 
@@ -399,17 +396,8 @@ fn load_report(runs: &[LoadRun]) -> anyhow::Result<String> {
          delivery; *lost* and *dup* must be 0. Server RSS and CPU are the server \
          process's own; KiB/client is its RSS growth over the run divided by the clients.\n"
     )?;
-    writeln!(
-        md,
-        "| transport | clients | msgs/s | sent | deliveries | deliveries/s | p50 ms | p99 ms | \
-         max ms | lost | dup | out of order | bytes out/delivery | server RSS MiB | KiB/client | \
-         server CPU s |"
-    )?;
-    writeln!(
-        md,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | \
-         ---: | ---: | ---: | ---: |"
-    )?;
+    writeln!(md, "{TABLE_HEADER}")?;
+    writeln!(md, "{TABLE_ALIGN}")?;
     for run in runs {
         writeln!(md, "{}", run.row)?;
     }
@@ -451,12 +439,7 @@ fn chart_memory(runs: &[LoadRun], path: &std::path::Path) -> anyhow::Result<()> 
 /// `--serve`: the demo server alone, until SIGTERM or Ctrl-C.
 async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let listener = chat_http::listen(addr)?;
-    let server = chat_http::start(
-        listener,
-        chat_http::AppState::new(chat_http::Config::default()),
-        &chat_demo::mounts(chat_demo::Settings::default()),
-    )?;
+    let server = server::start(addr, chat_http::Config::default())?;
     println!("listening on http://{}", server.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -1,0 +1,187 @@
+//! The command line, and the checks on it that need no server.
+//!
+//! `--transport` takes the wire names of [`Transport::ALL`], so a new
+//! transport is a `loadgen` flag value without a line changed here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chat_client::Transport;
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+/// The server `--url` points at unless told otherwise (`cargo run`'s address).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// How long the sender runs when neither `--duration` nor `--messages` is
+/// given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// Highest `--rate` and `--connect-rate` accepted.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// Drives many clients of one transport against a chat server and reports
+/// delivery, latency, loss and cost.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen")]
+pub struct Cli {
+    /// The transport every subscriber uses.
+    #[arg(long, value_parser = transport_parser())]
+    pub transport: Transport,
+    /// How many subscribers.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub clients: u32,
+    /// Messages sent per second, in total.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Send for this many seconds [default: 10].
+    #[arg(long, conflicts_with = "messages")]
+    pub duration: Option<u64>,
+    /// Send this many messages, then stop.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub messages: Option<u64>,
+    /// The server (loopback only).
+    #[arg(long, default_value = DEFAULT_URL, conflicts_with = "in_process")]
+    pub url: String,
+    /// Start the demo server in this process (default settings) and use it.
+    #[arg(long)]
+    pub in_process: bool,
+    /// The server's process id, to report its memory and CPU time
+    /// (`--in-process` uses this process's own).
+    #[arg(long, conflicts_with = "in_process")]
+    pub server_pid: Option<u32>,
+    /// Pause between regular polls, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 2000.0, value_parser = parse_rate)]
+    pub connect_rate: f64,
+    /// Seconds to wait, after the last send, for every delivery.
+    #[arg(long, default_value_t = 10)]
+    pub drain_timeout: u64,
+}
+
+impl Cli {
+    /// When the sender stops: `--messages`, else `--duration`, else
+    /// [`DEFAULT_DURATION`].
+    pub fn send_for(&self) -> SendFor {
+        match (self.duration, self.messages) {
+            (_, Some(n)) => SendFor::Count(n),
+            (Some(secs), None) => SendFor::Duration(Duration::from_secs(secs)),
+            (None, None) => SendFor::Duration(DEFAULT_DURATION),
+        }
+    }
+}
+
+/// `--transport`: one of the wire names in [`Transport::ALL`] (listed in
+/// `--help`), parsed by [`Transport`]'s `FromStr`.
+fn transport_parser() -> impl TypedValueParser<Value = Transport> {
+    PossibleValuesParser::new(Transport::ALL.map(Transport::as_str))
+        .try_map(|name| name.parse::<Transport>())
+}
+
+/// A rate: a positive number up to [`MAX_RATE`].
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if rate > 0.0 && rate <= MAX_RATE {
+        Ok(rate)
+    } else {
+        Err(format!("must be above 0 and at most {MAX_RATE}"))
+    }
+}
+
+/// When the sender stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SendFor {
+    /// After this long.
+    Duration(Duration),
+    /// After this many messages.
+    Count(u64),
+}
+
+impl SendFor {
+    /// How many messages the run should send at `rate`.
+    pub fn planned(self, rate: f64) -> u64 {
+        match self {
+            SendFor::Duration(d) => (d.as_secs_f64() * rate).ceil() as u64,
+            SendFor::Count(n) => n,
+        }
+    }
+}
+
+/// `url` without a trailing slash, if it is `http://` to a loopback address
+/// (`localhost`, `127.0.0.0/8`, `[::1]`): the load generator never talks to
+/// another machine.
+pub fn loopback_base(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url:?}"))?;
+    if parsed.scheme() != "http" {
+        bail!("--url {url:?}: only http:// is supported");
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!(
+            "--url {url:?}: refusing a host that is not a loopback address \
+             (127.0.0.1, localhost or [::1]); this project's load tests stay on this machine"
+        );
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every transport's wire name is a `--transport` value.
+    #[test]
+    fn every_transport_is_a_flag_value() {
+        for transport in Transport::ALL {
+            let cli = Cli::try_parse_from(["loadgen", "--transport", transport.as_str()])
+                .expect("a valid command line");
+            assert_eq!(cli.transport, transport);
+        }
+        assert!(Cli::try_parse_from(["loadgen", "--transport", "carrier-pigeon"]).is_err());
+    }
+
+    /// `--messages` wins, then `--duration`, then ten seconds.
+    #[test]
+    fn send_for_follows_the_flags() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["loadgen", "--transport", "sse"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("valid").send_for()
+        };
+        assert_eq!(parse(&["--messages", "5"]), SendFor::Count(5));
+        assert_eq!(
+            parse(&["--duration", "3"]),
+            SendFor::Duration(Duration::from_secs(3))
+        );
+        assert_eq!(parse(&[]), SendFor::Duration(DEFAULT_DURATION));
+        assert_eq!(SendFor::Duration(Duration::from_secs(3)).planned(2.5), 8);
+    }
+
+    /// Rates outside (0, MAX_RATE] are refused.
+    #[test]
+    fn rates_are_bounded() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("1e9").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+
+    /// Loopback URLs pass without their trailing slash; others are refused.
+    #[test]
+    fn only_loopback_urls_pass() {
+        assert_eq!(
+            loopback_base("http://127.0.0.1:8080/").expect("loopback"),
+            "http://127.0.0.1:8080"
+        );
+        assert!(loopback_base("http://localhost:1").is_ok());
+        assert!(loopback_base("http://[::1]:1").is_ok());
+        assert!(loopback_base("http://127.1.2.3:1").is_ok());
+        assert!(loopback_base("http://example.com").is_err());
+        assert!(loopback_base("http://10.0.0.1:8080").is_err());
+        assert!(loopback_base("https://127.0.0.1").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! The demo server (every transport, default page settings) started in this
+//! process: `loadgen --in-process`, `compare`'s separate server process
+//! (`compare --serve`), and the benches' servers all start it here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chat_http::server::StartError;
+use chat_http::{AppState, Config, RunningServer};
+
+/// How long an in-process server gets to shut down (its own in-flight
+/// timeout is 10 s).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Starts the demo server with `config` on `addr` (port 0: any free port;
+/// the server's `addr` says which). Must be called inside a Tokio runtime.
+pub fn start(addr: SocketAddr, config: Config) -> Result<RunningServer, StartError> {
+    let listener = chat_http::listen(addr).map_err(|source| StartError::Listen { addr, source })?;
+    chat_http::start(
+        listener,
+        AppState::new(config),
+        &chat_demo::mounts(chat_demo::Settings::default()),
+    )
+}
+
+/// [`start`] on a free loopback port.
+pub fn start_on_loopback(config: Config) -> Result<RunningServer, StartError> {
+    start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+}
+
+/// `http://ADDR` of a running server.
+pub fn base_url(server: &RunningServer) -> String {
+    format!("http://{}", server.addr)
+}
+
+/// Shuts `server` down, saying on stderr if it did not go cleanly within
+/// [`SHUTDOWN_TIMEOUT`].
+pub async fn shut_down(server: RunningServer) {
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, server.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("in-process server: {e}"),
+        Err(_) => eprintln!("in-process server: no clean shutdown in time"),
+    }
+}
