@@ -31,6 +31,7 @@ pub use chat_protocol::{Cursor, Message, MessageId, StatsBody, Transport, Via};
 
 mod poll;
 mod sse;
+mod stream;
 mod ws;
 
 /// What a subscription yields.
@@ -200,6 +201,11 @@ impl Client {
                     Feed::Sse(sse::SseFeed::new(self.http.clone(), &self.base, options))
                 }
                 Transport::Websocket => Feed::Ws(ws::WsFeed::new(&self.base, options)),
+                Transport::Stream => Feed::Stream(stream::StreamFeed::new(
+                    self.http.clone(),
+                    &self.base,
+                    options,
+                )),
             },
             ready: VecDeque::new(),
             reconnects: 0,
@@ -219,6 +225,7 @@ enum Feed {
     Poll(poll::PollFeed),
     Sse(sse::SseFeed),
     Ws(ws::WsFeed),
+    Stream(stream::StreamFeed),
 }
 
 /// A live feed of the chat over one transport.
@@ -243,6 +250,7 @@ impl Subscription {
                 Feed::Poll(feed) => feed.fetch(cursor, reconnects).await?,
                 Feed::Sse(feed) => feed.fetch(cursor, reconnects).await?,
                 Feed::Ws(feed) => feed.fetch(cursor, reconnects).await?,
+                Feed::Stream(feed) => feed.fetch(cursor, reconnects).await?,
             };
             self.accept(batch)?;
         }
@@ -266,6 +274,7 @@ impl Subscription {
             Feed::Poll(_) => return,
             Feed::Sse(feed) => feed.disconnect(),
             Feed::Ws(feed) => feed.disconnect(),
+            Feed::Stream(feed) => feed.disconnect(),
         }
         self.reconnects += 1;
     }

@@ -24,6 +24,9 @@ pub struct Settings {
     /// WebSocket.
     #[command(flatten)]
     pub websocket: chat_websocket::Settings,
+    /// HTTP streaming.
+    #[command(flatten)]
+    pub stream: chat_stream::Settings,
 }
 
 /// Every transport the demo serves, in the order the page shows them.
@@ -33,5 +36,6 @@ pub fn mounts(settings: Settings) -> Vec<Mount> {
         chat_longpoll::mount(settings.longpoll),
         chat_sse::mount(settings.sse),
         chat_websocket::mount(settings.websocket),
+        chat_stream::mount(settings.stream),
     ]
 }

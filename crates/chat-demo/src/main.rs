@@ -6,7 +6,7 @@
 fn main() -> std::process::ExitCode {
     chat_http::run_binary(
         "chat-demo",
-        "One chat, four transports: polling, long polling, SSE and WebSocket side by side",
+        "One chat, five transports: polling, long polling, SSE, WebSocket and HTTP streaming side by side",
         chat_demo::mounts,
     )
 }

@@ -38,6 +38,8 @@ pub enum Control {
         /// For people.
         message: String,
     },
+    /// A keep-alive line of a quiet HTTP stream.
+    Ping,
 }
 
 impl Control {
@@ -135,6 +137,7 @@ mod tests {
             r#"{"type":"ack","client_msg_id":"c1","id":18}"#
         );
         assert_eq!(Gap { missed: 2 }.to_json(), r#"{"missed":2}"#);
+        assert_eq!(Control::Ping.to_json(), r#"{"type":"ping"}"#);
     }
 
     /// A message and a control item are told apart by `type`.

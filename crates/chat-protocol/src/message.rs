@@ -17,6 +17,8 @@ pub enum Via {
     Sse,
     /// WebSocket (the only transport that sends over its own connection).
     Websocket,
+    /// HTTP streaming.
+    Stream,
     /// A plain HTTP client that is none of the above (`curl`, a script).
     Api,
 }
@@ -29,6 +31,7 @@ impl Via {
             Via::Longpoll => "longpoll",
             Via::Sse => "sse",
             Via::Websocket => "websocket",
+            Via::Stream => "stream",
             Via::Api => "api",
         }
     }

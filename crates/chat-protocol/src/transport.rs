@@ -21,15 +21,19 @@ pub enum Transport {
     Sse,
     /// WebSocket: one upgraded socket, frames both ways.
     Websocket,
+    /// HTTP streaming (Comet): one response that never ends, a JSON line per
+    /// message, read with `fetch` and a `ReadableStream`.
+    Stream,
 }
 
 impl Transport {
     /// Every transport, in the order the page shows them.
-    pub const ALL: [Transport; 4] = [
+    pub const ALL: [Transport; 5] = [
         Transport::Polling,
         Transport::Longpoll,
         Transport::Sse,
         Transport::Websocket,
+        Transport::Stream,
     ];
 
     /// This transport's position in [`Transport::ALL`], for tables indexed
@@ -46,6 +50,7 @@ impl Transport {
             Transport::Longpoll => "longpoll",
             Transport::Sse => "sse",
             Transport::Websocket => "websocket",
+            Transport::Stream => "stream",
         }
     }
 
@@ -56,6 +61,7 @@ impl Transport {
             Transport::Longpoll => "/longpoll/messages",
             Transport::Sse => "/sse/events",
             Transport::Websocket => "/ws",
+            Transport::Stream => "/stream/messages",
         }
     }
 
@@ -72,6 +78,7 @@ impl Transport {
             Transport::Longpoll => Via::Longpoll,
             Transport::Sse => Via::Sse,
             Transport::Websocket => Via::Websocket,
+            Transport::Stream => Via::Stream,
         }
     }
 

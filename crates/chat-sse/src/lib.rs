@@ -101,7 +101,7 @@ pub const RETRY_MS: u64 = 1_000;
 #[command(next_help_heading = "Server-sent events")]
 pub struct Settings {
     /// Seconds of silence after which an SSE stream sends a keep-alive comment.
-    #[arg(long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
+    #[arg(id = "sse_keepalive", long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
     pub keepalive_s: u64,
 }
 

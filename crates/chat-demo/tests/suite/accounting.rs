@@ -24,6 +24,7 @@ async fn counters_match_the_socket_on_every_transport() {
             Transport::Longpoll => longpoll(&app).await,
             Transport::Sse => sse(app).await,
             Transport::Websocket => websocket(&app).await,
+            Transport::Stream => stream(app).await,
         };
         // Each byte is counted before it is written and a request's bytes in
         // before it is answered, so the counters are final once the client
@@ -212,6 +213,87 @@ async fn sse(app: TestApp) -> CountersSnapshot {
         assert!(
             resumed.read_chunk().is_empty(),
             "the last chunk, and no event"
+        );
+        assert!(resumed.read_to_close().is_empty(), "nothing after it");
+        Wire::of(&resumed)
+    })
+    .await;
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .expect("stopped")
+        .expect("task")
+        .expect("clean");
+    let wire = first_wire + resumed;
+    CountersSnapshot {
+        requests: 2,
+        open: 0,
+        bytes_in: wire.written,
+        bytes_out: wire.read,
+        messages_delivered: 3,
+        empty_responses: 0,
+    }
+}
+
+/// Two HTTP streams: the first gets a stored and a live line and the client
+/// hangs up; the second resumes with `since`, gets one live line and is
+/// ended by the server's shutdown (the last chunk included).
+async fn stream(app: TestApp) -> CountersSnapshot {
+    app.say("ana", "one").await;
+    let addr = app.server.addr;
+    let line = |app: &TestApp, id: u64| {
+        let json = app.stored_json(id);
+        format!("{}\n", String::from_utf8_lossy(&json))
+    };
+
+    let first_line = line(&app, 1);
+    let mut first = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get("/stream/messages?since=0", &[]));
+        let head = socket.read_head();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        socket.read_chunks_until(&first_line);
+        socket
+    })
+    .await;
+    app.say("bob", "two").await;
+    let second_line = line(&app, 2);
+    first = off_thread(move || {
+        first.read_chunks_until(&second_line);
+        first
+    })
+    .await;
+    let first_wire = Wire::of(&first);
+    drop(first); // the client hangs up
+    eventually("the server saw the client leave", || async {
+        app.counters(Transport::Stream).await.open == 0
+    })
+    .await;
+
+    let resumed = off_thread(move || {
+        let mut socket = RawSocket::connect(addr);
+        socket.send(get("/stream/messages?since=2", &[]));
+        let head = socket.read_head();
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        socket
+    })
+    .await;
+    eventually("the stream is open", || async {
+        app.counters(Transport::Stream).await.open == 1
+    })
+    .await;
+    app.say("cy", "three").await;
+    let third_line = line(&app, 3);
+    let mut resumed = off_thread(move || {
+        let mut resumed = resumed;
+        resumed.read_chunks_until(&third_line);
+        resumed
+    })
+    .await;
+    let stopping = tokio::spawn(app.server.shutdown());
+    let resumed = off_thread(move || {
+        assert!(
+            resumed.read_chunk().is_empty(),
+            "the last chunk, and no line"
         );
         assert!(resumed.read_to_close().is_empty(), "nothing after it");
         Wire::of(&resumed)

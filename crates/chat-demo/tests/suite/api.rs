@@ -326,7 +326,7 @@ async fn config_lists_the_mounted_transports() {
         .expect("json");
     assert_eq!(
         config,
-        json!({"transports": ["polling", "longpoll", "sse", "websocket"], "max_text": 2000})
+        json!({"transports": ["polling", "longpoll", "sse", "websocket", "stream"], "max_text": 2000})
     );
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -1,0 +1,114 @@
+//! One stream's task: deliver the pending page, then wait for news, the
+//! client or the heartbeat, and repeat. The skeleton is the same in every
+//! streaming transport (see `chat_http::streaming`); what is streaming's own
+//! is the framing (JSON lines into the mailbox), the client branch (it can
+//! only hang up) and the heartbeat (a ping line after a silence).
+
+use std::convert::Infallible;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::mpsc::Sender;
+use tokio::time::sleep;
+
+use chat_http::streaming::{hand_over, position_before};
+use chat_http::{AppState, Backlog, Connection, End};
+use chat_protocol::{Control, Cursor};
+use chat_store::{Page, StoredMessage};
+
+use crate::{BATCH, Settings, TRANSPORT};
+
+/// A stream has no close of its own: it just ends.
+type Close = Infallible;
+
+/// Runs until the client goes away, falls too far behind, or the server
+/// shuts down; then ends the stream the way `end` says.
+pub(crate) async fn run(
+    state: AppState,
+    settings: Settings,
+    first: Page,
+    mailbox: Sender<Bytes>,
+    connection: Connection,
+) {
+    let backlog = Backlog::new(&state.store, state.config.backlog);
+    let mut pending = Some(first);
+    let mut cursor = Cursor(0);
+
+    let end = loop {
+        if let Some(page) = pending.take() {
+            if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
+                break end;
+            }
+            cursor = page.cursor;
+        }
+
+        tokio::select! {
+            _ = state.store.wait_beyond(cursor) => {
+                match state.store.read(Some(cursor), BATCH) {
+                    Ok(page) => pending = Some(page),
+                    Err(_) => break End::Gone, // cannot happen: the cursor came from the store
+                }
+            }
+            // The client: a streaming client never speaks, it can only hang up.
+            _ = mailbox.closed() => break End::Gone,
+            // The heartbeat: a ping line after a silence.
+            _ = sleep(settings.keepalive()) => {
+                let ping = control_line(&Control::Ping);
+                if let Err(end) = hand_over(mailbox.send(ping), &state, &backlog, cursor).await {
+                    break end;
+                }
+            }
+            _ = state.shutdown.cancelled() => break End::ShuttingDown,
+        }
+    };
+    finish(end, mailbox, &connection);
+}
+
+/// Hands a page over: the gap notice if any, then one line per message,
+/// counting each as it goes.
+async fn deliver(
+    state: &AppState,
+    mailbox: &Sender<Bytes>,
+    page: &Page,
+    backlog: &Backlog,
+) -> Result<(), End<Close>> {
+    let counters = state.stats.of(TRANSPORT);
+    let mut position = position_before(page);
+    if page.missed > 0 {
+        let gap = control_line(&Control::Gap {
+            missed: page.missed,
+        });
+        hand_over(mailbox.send(gap), state, backlog, position).await?;
+    }
+    for message in &page.messages {
+        let line = message_line(message);
+        hand_over(mailbox.send(line), state, backlog, position).await?;
+        counters.delivered(1);
+        position = Cursor::after(message.id);
+    }
+    Ok(())
+}
+
+/// Ends the connection: a stream that ends cleanly sends its final chunk when
+/// the mailbox is dropped; a slow reader is reset instead.
+fn finish(end: End<Close>, mailbox: Sender<Bytes>, connection: &Connection) {
+    match end {
+        End::Gone | End::ShuttingDown => drop(mailbox),
+        End::TooSlow => connection.reset(),
+        End::Close(never) => match never {},
+    }
+}
+
+/// The stored bytes and a newline.
+fn message_line(message: &StoredMessage) -> Bytes {
+    let mut line = BytesMut::with_capacity(message.json.len() + 1);
+    line.put_slice(&message.json);
+    line.put_u8(b'\n');
+    line.freeze()
+}
+
+/// A control item and a newline.
+fn control_line(control: &Control) -> Bytes {
+    let mut line = control.to_json().into_bytes();
+    line.push(b'\n');
+    Bytes::from(line)
+}
