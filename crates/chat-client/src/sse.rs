@@ -1,5 +1,6 @@
 //! Server-sent events: one long response, parsed event by event.
 
+use std::io;
 use std::pin::Pin;
 
 use eventsource_stream::{Event as SseEvent, EventStreamError, Eventsource};
@@ -8,27 +9,32 @@ use serde_json::value::RawValue;
 
 use chat_protocol::{Gap, PageBody};
 
-use crate::{ClientError, Cursor, Options, Retry, Transport, refused};
+use crate::{ClientError, Cursor, Transport, body, refused};
 
-type Events =
-    Pin<Box<dyn Stream<Item = Result<SseEvent, EventStreamError<reqwest::Error>>> + Send>>;
+type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, EventStreamError<io::Error>>> + Send>>;
 
 /// Reads `/sse/events`, reconnecting with `Last-Event-ID` like a browser.
 pub(crate) struct SseFeed {
     http: reqwest::Client,
     url: String,
-    options: Options,
+    /// Whether requests say `Accept-Encoding: gzip`.
+    gzip: bool,
     events: Option<Events>,
 }
 
 impl SseFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, options: Options) -> Self {
+    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool) -> Self {
         SseFeed {
             http,
             url: format!("{base}{}", Transport::Sse.route()),
-            options,
+            gzip,
             events: None,
         }
+    }
+
+    /// Whether a stream is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.events.is_some()
     }
 
     /// Drops the connection; the next fetch reconnects.
@@ -36,48 +42,10 @@ impl SseFeed {
         self.events = None;
     }
 
-    /// The next gap notice or message.
-    pub(crate) async fn fetch(
-        &mut self,
-        cursor: Option<Cursor>,
-        reconnects: &mut u64,
-    ) -> Result<PageBody, ClientError> {
-        let mut retry = Retry::new(&self.options, reconnects);
-        loop {
-            let events = match &mut self.events {
-                Some(events) => events,
-                None => match connect(&self.http, &self.url, cursor).await {
-                    Ok(events) => self.events.insert(events),
-                    Err(error) => {
-                        retry.after(error).await?;
-                        continue;
-                    }
-                },
-            };
-            match events.next().await {
-                Some(Ok(event)) => {
-                    if let Some(batch) = to_batch(event)? {
-                        return Ok(batch);
-                    }
-                }
-                // The stream ended or broke: reconnect from the cursor.
-                Some(Err(_)) | None => {
-                    self.events = None;
-                    retry.pause().await;
-                }
-            }
-        }
-    }
-}
-
-/// Opens the stream, resuming after `cursor`.
-async fn connect(
-    http: &reqwest::Client,
-    url: &str,
-    cursor: Option<Cursor>,
-) -> Result<Events, ClientError> {
-    {
-        let mut request = http.get(url).header("accept", "text/event-stream");
+    /// Opens the stream, resuming after `cursor`: one attempt.
+    pub(crate) async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
+        let mut request =
+            body::accept(self.http.get(&self.url), self.gzip).header("accept", "text/event-stream");
         if let Some(cursor) = cursor {
             // What a browser's EventSource sends when it reconnects.
             request = request.header("last-event-id", cursor.to_string());
@@ -85,10 +53,32 @@ async fn connect(
         let response = request.send().await?;
         let status = response.status();
         if !status.is_success() {
-            let body = response.bytes().await?;
+            let body = body::whole(response).await?;
             return Err(refused(status, &body));
         }
-        Ok(Box::pin(response.bytes_stream().eventsource()))
+        self.events = Some(Box::pin(body::chunks(response).eventsource()));
+        Ok(())
+    }
+
+    /// The next gap notice or message on the open stream; `None` once the
+    /// stream has ended or broken (it is then closed).
+    pub(crate) async fn read(&mut self) -> Result<Option<PageBody>, ClientError> {
+        let Some(events) = &mut self.events else {
+            return Ok(None);
+        };
+        loop {
+            match events.next().await {
+                Some(Ok(event)) => {
+                    if let Some(batch) = to_batch(event)? {
+                        return Ok(Some(batch));
+                    }
+                }
+                Some(Err(_)) | None => {
+                    self.events = None;
+                    return Ok(None);
+                }
+            }
+        }
     }
 }
 

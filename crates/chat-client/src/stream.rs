@@ -1,35 +1,38 @@
 //! HTTP streaming: one long response, split into JSON lines.
 
-use std::pin::Pin;
-
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 
 use chat_protocol::{Control, Incoming, PageBody};
 
-use crate::{ClientError, Cursor, Options, Retry, Transport, refused};
-
-type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+use crate::body::{self, Chunks};
+use crate::{ClientError, Cursor, Transport, refused};
 
 /// Reads `/stream/messages`, reconnecting with `since` from the last id seen.
 pub(crate) struct StreamFeed {
     http: reqwest::Client,
     url: String,
-    options: Options,
-    body: Option<Body>,
+    /// Whether requests say `Accept-Encoding: gzip`.
+    gzip: bool,
+    body: Option<Chunks>,
     /// Bytes after the last complete line.
     partial: BytesMut,
 }
 
 impl StreamFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, options: Options) -> Self {
+    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool) -> Self {
         StreamFeed {
             http,
             url: format!("{base}{}", Transport::Stream.route()),
-            options,
+            gzip,
             body: None,
             partial: BytesMut::new(),
         }
+    }
+
+    /// Whether a stream is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.body.is_some()
     }
 
     /// Drops the connection; the next fetch reconnects.
@@ -38,39 +41,42 @@ impl StreamFeed {
         self.partial.clear();
     }
 
-    /// The next gap notice or message.
-    pub(crate) async fn fetch(
-        &mut self,
-        cursor: Option<Cursor>,
-        reconnects: &mut u64,
-    ) -> Result<PageBody, ClientError> {
-        let mut retry = Retry::new(&self.options, reconnects);
+    /// Opens the stream, resuming after `cursor`: one attempt.
+    pub(crate) async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
+        let mut request = body::accept(self.http.get(&self.url), self.gzip);
+        if let Some(cursor) = cursor {
+            request = request.query(&[("since", cursor.0)]);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = body::whole(response).await?;
+            return Err(refused(status, &body));
+        }
+        self.partial.clear();
+        self.body = Some(body::chunks(response));
+        Ok(())
+    }
+
+    /// The next gap notice or message on the open stream; `None` once the
+    /// stream has ended or broken (it is then closed, and a line cut in half
+    /// is dropped: the reconnect asks again from the cursor).
+    pub(crate) async fn read(&mut self) -> Result<Option<PageBody>, ClientError> {
         loop {
             if let Some(line) = next_line(&mut self.partial) {
                 if let Some(batch) = to_batch(&line)? {
-                    return Ok(batch);
+                    return Ok(Some(batch));
                 }
                 continue;
             }
-            let body = match &mut self.body {
-                Some(body) => body,
-                None => match connect(&self.http, &self.url, cursor).await {
-                    Ok(body) => self.body.insert(body),
-                    Err(error) => {
-                        retry.after(error).await?;
-                        continue;
-                    }
-                },
+            let Some(body) = &mut self.body else {
+                return Ok(None);
             };
-            let next = body.next().await;
-            match next {
+            match body.next().await {
                 Some(Ok(chunk)) => self.partial.extend_from_slice(&chunk),
-                // The stream ended or broke: a line cut in half is dropped,
-                // and the reconnect asks again from the cursor.
                 Some(Err(_)) | None => {
-                    self.body = None;
-                    self.partial.clear();
-                    retry.pause().await;
+                    self.disconnect();
+                    return Ok(None);
                 }
             }
         }
@@ -83,25 +89,6 @@ fn next_line(partial: &mut BytesMut) -> Option<Bytes> {
     let line = partial.split_to(end).freeze();
     partial.advance(1);
     Some(line)
-}
-
-/// Opens the stream, resuming after `cursor`.
-async fn connect(
-    http: &reqwest::Client,
-    url: &str,
-    cursor: Option<Cursor>,
-) -> Result<Body, ClientError> {
-    let mut request = http.get(url);
-    if let Some(cursor) = cursor {
-        request = request.query(&[("since", cursor.0)]);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.bytes().await?;
-        return Err(refused(status, &body));
-    }
-    Ok(Box::pin(response.bytes_stream()))
 }
 
 /// A message or gap line as a batch; `None` for pings and anything else.

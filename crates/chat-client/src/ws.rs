@@ -8,7 +8,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use chat_protocol::{ClientFrame, Control, Incoming, PageBody};
 
-use crate::{ClientError, Cursor, Options, Retry, Transport};
+use crate::{ClientError, Cursor, Transport};
 
 /// Bytes reserved for reading per socket.
 const READ_BUFFER: usize = 8 * 1024;
@@ -19,7 +19,6 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Reads `/ws`, reconnecting with `since` from the last id seen.
 pub(crate) struct WsFeed {
     url: String,
-    options: Options,
     /// Boxed: a socket is a few hundred bytes, an idle feed need not be.
     socket: Option<Box<Socket>>,
 }
@@ -34,12 +33,16 @@ pub(crate) fn ws_url(base: &str) -> String {
 }
 
 impl WsFeed {
-    pub(crate) fn new(base: &str, options: Options) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         WsFeed {
             url: ws_url(base),
-            options,
             socket: None,
         }
+    }
+
+    /// Whether a socket is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.socket.is_some()
     }
 
     /// Drops the connection; the next fetch reconnects.
@@ -47,35 +50,31 @@ impl WsFeed {
         self.socket = None;
     }
 
-    /// The next gap notice or message.
-    pub(crate) async fn fetch(
-        &mut self,
-        cursor: Option<Cursor>,
-        reconnects: &mut u64,
-    ) -> Result<PageBody, ClientError> {
-        let mut retry = Retry::new(&self.options, reconnects);
+    /// Opens the socket, resuming after `cursor`: one attempt. An answer
+    /// other than `101 Switching Protocols` is [`ClientError::Refused`].
+    pub(crate) async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
+        self.socket = Some(Box::new(connect(&self.url, cursor).await?));
+        Ok(())
+    }
+
+    /// The next gap notice or message on the open socket; `None` once the
+    /// socket has closed or broken (it is then dropped).
+    pub(crate) async fn read(&mut self) -> Result<Option<PageBody>, ClientError> {
+        let Some(socket) = &mut self.socket else {
+            return Ok(None);
+        };
         loop {
-            let socket = match &mut self.socket {
-                Some(socket) => socket,
-                None => match connect(&self.url, cursor).await {
-                    Ok(socket) => self.socket.insert(Box::new(socket)),
-                    Err(error) => {
-                        retry.after(error).await?;
-                        continue;
-                    }
-                },
-            };
             match socket.next().await {
                 Some(Ok(Frame::Text(text))) => {
                     if let Some(batch) = to_batch(text.as_str())? {
-                        return Ok(batch);
+                        return Ok(Some(batch));
                     }
                 }
                 // Pings are answered by tungstenite as it reads.
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
                     self.socket = None;
-                    retry.pause().await;
+                    return Ok(None);
                 }
             }
         }

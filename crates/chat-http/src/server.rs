@@ -228,11 +228,11 @@ fn serve_binary<S: Args + FromArgMatches>(
     about: &'static str,
     mounts: impl FnOnce(S) -> Vec<Mount>,
 ) -> Result<(), StartError> {
+    // `about` last: a settings struct's doc comment would otherwise replace it.
     let command = S::augment_args(Config::augment_args(
-        Command::new(name)
-            .about(about)
-            .version(env!("CARGO_PKG_VERSION")),
-    ));
+        Command::new(name).version(env!("CARGO_PKG_VERSION")),
+    ))
+    .about(about);
     let matches = match command.try_get_matches() {
         Ok(matches) => matches,
         // --help and --version print and exit 0.

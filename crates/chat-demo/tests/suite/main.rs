@@ -13,6 +13,7 @@ mod helpers;
 mod kit;
 mod longpoll;
 mod polling;
+mod proxy;
 mod resume;
 mod sse;
 mod websocket;
