@@ -1,7 +1,7 @@
 //! Burst: 1,000 messages appended at once, delivered to 10 subscribers, per
 //! transport (polling every 100 ms). Where a transport batches (a poll answer
-//! carries up to 500 messages; SSE and WebSocket write what is queued in one
-//! go) it shows here. Throughput is in deliveries per second.
+//! carries up to 500 messages; SSE, WebSocket and HTTP streaming write what
+//! is queued in one go) it shows here. Throughput is in deliveries per second.
 
 use std::time::Duration;
 

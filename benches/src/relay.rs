@@ -4,10 +4,14 @@
 //! estimated.
 //!
 //! Besides bytes up (client to server) and down, it counts HTTP requests
-//! (request lines seen going up) and, going down, server-sent events (`id:`
-//! lines at the start of an event) and WebSocket frames (parsed from the
-//! bytes after a `101 Switching Protocols`). TCP/IP headers are not counted,
-//! exactly like the server's own `/api/stats`, so the two can be compared.
+//! (request lines seen going up) and, going down, the messages of the
+//! streaming transports, each the way its own client finds them: server-sent
+//! events (`id:` lines at the start of an event, in a `text/event-stream`
+//! body), HTTP streaming's message lines (lines starting `{"id":`, in an
+//! `application/x-ndjson` body; gap and ping lines are not messages) and
+//! WebSocket frames (parsed from the bytes after a `101 Switching
+//! Protocols`). TCP/IP headers are not counted, exactly like the server's
+//! own `/api/stats`, so the two can be compared.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +29,8 @@ pub struct Tally {
     pub bytes_down: AtomicU64,
     /// HTTP request lines seen going up.
     pub requests: AtomicU64,
-    /// SSE events and WebSocket frames seen going down.
+    /// SSE events, NDJSON message lines and WebSocket frames seen going
+    /// down.
     pub frames_down: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
@@ -204,15 +209,58 @@ impl LineStarts {
     }
 }
 
-/// Counts SSE events (`id:` lines) until a `101` switches the connection to
-/// WebSocket, and frames after it.
+/// What the body after the first response head on a connection is, as far
+/// as counting goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Body {
+    /// The head has not all arrived yet.
+    #[default]
+    Undecided,
+    /// `text/event-stream`: count `id:` lines.
+    Events,
+    /// `application/x-ndjson`: count lines that are a message.
+    Lines,
+    /// After a `101`: count WebSocket frames.
+    WebSocket,
+    /// Anything else (poll answers): nothing to count.
+    Other,
+}
+
+impl Body {
+    /// Which body a complete response head announces.
+    fn of(head: &[u8]) -> Body {
+        if head.starts_with(b"HTTP/1.1 101") {
+            return Body::WebSocket;
+        }
+        let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+        let content_type = head
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("content-type:"))
+            .map(str::trim)
+            .unwrap_or_default();
+        if content_type.starts_with("text/event-stream") {
+            Body::Events
+        } else if content_type.starts_with("application/x-ndjson") {
+            Body::Lines
+        } else {
+            Body::Other
+        }
+    }
+}
+
+/// Counts, going down one connection, SSE events (`id:` lines), HTTP
+/// streaming's message lines (`{"id":` at the start of a line) or
+/// WebSocket frames, whichever the first response head announces.
+///
+/// Chunked encoding does not get in the way of the line counts: both
+/// servers write each event or line as its own chunk, so the chunk-size line
+/// ends just before the event or line starts.
 #[derive(Default)]
 struct DownstreamFrames {
-    events: LineStarts,
-    /// Bytes of the head seen so far, while it may still be a 101.
+    lines: LineStarts,
+    /// Bytes of the head seen so far, while it is incomplete.
     head: Vec<u8>,
-    websocket: bool,
-    decided: bool,
+    body: Body,
     /// Bytes of the current frame still to skip, or of its header collected.
     skip: u64,
     header: Vec<u8>,
@@ -221,21 +269,21 @@ struct DownstreamFrames {
 impl DownstreamFrames {
     fn count(&mut self, bytes: &[u8]) -> u64 {
         let mut rest = bytes;
-        if !self.decided {
+        if self.body == Body::Undecided {
             self.head.extend_from_slice(bytes);
             let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
                 return 0;
             };
-            self.decided = true;
-            self.websocket = self.head.starts_with(b"HTTP/1.1 101");
+            self.body = Body::of(&self.head[..end]);
             let body_start = bytes.len() - (self.head.len() - end - 4);
             rest = &bytes[body_start..];
             self.head.clear();
         }
-        if self.websocket {
-            self.frames(rest)
-        } else {
-            self.events.count(rest, &[b"id: "])
+        match self.body {
+            Body::WebSocket => self.frames(rest),
+            Body::Events => self.lines.count(rest, &[b"id: "]),
+            Body::Lines => self.lines.count(rest, &[b"{\"id\":"]),
+            Body::Undecided | Body::Other => 0,
         }
     }
 
@@ -294,13 +342,35 @@ mod tests {
     }
 
     #[test]
-    fn sse_events_and_websocket_frames_are_counted() {
+    fn sse_events_ndjson_lines_and_websocket_frames_are_counted() {
         let mut sse = DownstreamFrames::default();
         let head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
         assert_eq!(sse.count(head), 0);
         assert_eq!(
             sse.count(b"1\r\nid: 1\ndata: {}\n\n\r\n10\r\nid: 2\ndata: {}\n\n"),
             2
+        );
+
+        // Message lines only: the gap and ping lines are not messages, and
+        // the chunk-size lines sit between them.
+        let mut ndjson = DownstreamFrames::default();
+        let head = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\n\r\n";
+        let body = b"1a\r\n{\"type\":\"gap\",\"missed\":3}\n\r\n9\r\n{\"id\":4}\n\r\n10\r\n{\"type\":\"ping\"}\n\r\n9\r\n{\"id\":5}\n\r\n";
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(body);
+        // Split inside the head and inside a line: counting goes on across reads.
+        assert_eq!(ndjson.count(&bytes[..20]), 0);
+        let split = head.len() + body.len() - 6;
+        assert_eq!(ndjson.count(&bytes[20..split]), 1);
+        assert_eq!(ndjson.count(&bytes[split..]), 1);
+
+        // A poll answer is neither.
+        let mut poll = DownstreamFrames::default();
+        assert_eq!(
+            poll.count(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"id\":1}\nid: 2\n"
+            ),
+            0
         );
 
         let mut ws = DownstreamFrames::default();

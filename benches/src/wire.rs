@@ -7,8 +7,9 @@
 //!   subscriber has the previous one;
 //! - **burst**: messages sent back to back, then delivered;
 //! - **idle**: no message at all for a while (polling every second, long
-//!   polls held 25 s, SSE keep-alives every 15 s, WebSocket pings every 15 s):
-//!   what staying connected costs per minute.
+//!   polls held 25 s, SSE keep-alives every 15 s, WebSocket pings every 15 s,
+//!   HTTP streaming's ping lines every 15 s): what staying connected costs
+//!   per minute.
 //!
 //! One subscriber per transport connects through the relay and receives one
 //! message before counting starts (connection set-up is not counted); sends

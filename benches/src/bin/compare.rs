@@ -81,7 +81,11 @@ async fn main() -> anyhow::Result<()> {
             results.push(measure(transport, scenario).await?);
         }
     }
-    eprintln!("idle: all four at once, {} s", idle.as_secs());
+    eprintln!(
+        "idle: all {} at once, {} s",
+        Transport::ALL.len(),
+        idle.as_secs()
+    );
     let idle_runs = futures_util::future::try_join_all(
         Transport::ALL.map(|t| measure(t, Scenario::Idle(idle))),
     )
@@ -250,7 +254,8 @@ fn bar_chart(
                 (0.0, SegmentValue::Exact(i)),
                 (*v, SegmentValue::Exact(i + 1)),
             ],
-            Palette99::pick(i % 4).filled(),
+            // One colour per transport: bars come in `Transport::ALL` order.
+            Palette99::pick(i % Transport::ALL.len()).filled(),
         )
     }))?;
     root.present()?;

@@ -79,7 +79,7 @@
 //! # 10,000 clients of each transport, 10 messages a second for 10 s; the
 //! # server needs 10,000+ descriptors for them (it raises its own soft limit
 //! # to the hard limit at start):
-//! for t in polling longpoll sse websocket; do
+//! for t in polling longpoll sse websocket stream; do
 //!   ./target/release/loadgen --transport $t --clients 10000 --rate 10 --duration 10 \
 //!       --server-pid "$(pgrep -n chat-demo)"
 //! done
