@@ -102,6 +102,7 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 messages: Vec::new(),
                 cursor: Cursor(0),
                 missed: gap.missed,
+                ..PageBody::default()
             }))
         }
         "message" => {
@@ -115,6 +116,7 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 messages: vec![raw],
                 cursor: Cursor(id),
                 missed: 0,
+                ..PageBody::default()
             }))
         }
         _ => Ok(None),

@@ -13,6 +13,9 @@ mod helpers;
 mod kit;
 mod longpoll;
 mod polling;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod resume;
+mod scale;
 mod sse;
 mod websocket;
