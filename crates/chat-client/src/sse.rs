@@ -92,6 +92,7 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 messages: Vec::new(),
                 cursor: Cursor(0),
                 missed: gap.missed,
+                ..PageBody::default()
             }))
         }
         "message" => {
@@ -105,6 +106,7 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 messages: vec![raw],
                 cursor: Cursor(id),
                 missed: 0,
+                ..PageBody::default()
             }))
         }
         _ => Ok(None),

@@ -102,12 +102,14 @@ fn to_batch(line: &[u8]) -> Result<Option<PageBody>, ClientError> {
             messages: Vec::new(),
             cursor: Cursor(0),
             missed,
+            ..PageBody::default()
         }),
         Incoming::Control(_) => None,
         Incoming::Message { id, raw } => Some(PageBody {
             messages: vec![raw],
             cursor: Cursor::after(id),
             missed: 0,
+            ..PageBody::default()
         }),
     })
 }

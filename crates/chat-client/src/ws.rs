@@ -113,12 +113,14 @@ fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
             messages: Vec::new(),
             cursor: Cursor(0),
             missed,
+            ..PageBody::default()
         }),
         Incoming::Control(_) => None,
         Incoming::Message { id, raw } => Some(PageBody {
             messages: vec![raw],
             cursor: Cursor::after(id),
             missed: 0,
+            ..PageBody::default()
         }),
     })
 }

@@ -11,7 +11,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
 use chat_protocol::{ConfigBody, ErrorBody, SendRequest, StatsBody, StoreSnapshot, Transport};
-use chat_store::{Appended, Cursor, CursorError, NewMessage, SendError, Via};
+use chat_store::{Appended, Cursor, CursorError, Epoch, NewMessage, SendError, SendFailure, Via};
 
 use crate::AppState;
 use crate::accounting::count_bytes_by_via;
@@ -52,6 +52,18 @@ pub enum ApiError {
     /// The cursor is ahead of the newest message.
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    /// The shared log cannot be reached: nothing was stored.
+    #[error("the message store is unavailable; try again: {0}")]
+    StoreUnavailable(String),
+}
+
+impl From<SendFailure> for ApiError {
+    fn from(failure: SendFailure) -> Self {
+        match failure {
+            SendFailure::Invalid(e) => ApiError::Invalid(e),
+            SendFailure::Unavailable(reason) => ApiError::StoreUnavailable(reason),
+        }
+    }
 }
 
 impl ApiError {
@@ -66,6 +78,7 @@ impl ApiError {
             ApiError::Payload(_) => "bad_body",
             ApiError::BadQuery { .. } => "invalid_query",
             ApiError::Cursor(_) => "cursor_ahead",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
         }
     }
 }
@@ -83,6 +96,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -161,12 +175,15 @@ async fn send(
         req.extensions_mut().insert(transport);
     }
 
-    let appended = state.store.append(NewMessage {
-        user: parsed.user,
-        text: parsed.text,
-        client_msg_id: parsed.client_msg_id,
-        via,
-    })?;
+    let appended = state
+        .log
+        .send(NewMessage {
+            user: parsed.user,
+            text: parsed.text,
+            client_msg_id: parsed.client_msg_id,
+            via,
+        })
+        .await?;
     let status = match appended {
         Appended::Created(_) => StatusCode::CREATED,
         Appended::Existing(_) => StatusCode::OK,
@@ -194,6 +211,8 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
             store: StoreSnapshot {
                 last_id: store.last_id,
                 retained: store.retained as u64,
+                epoch: store.epoch,
+                backend: state.log.backend().to_owned(),
             },
         })
 }
@@ -206,7 +225,10 @@ async fn config(state: Data<AppState>) -> HttpResponse {
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
         .json(ConfigBody {
             transports: state.transports.to_vec(),
+            epoch: state.store.epoch(),
+            instance: state.instance.to_string(),
             max_text: state.config.max_text,
+            max_body: state.config.max_body,
         })
 }
 
@@ -235,6 +257,17 @@ impl Query {
                 reason: format!("must be 1 to {max}, got 0"),
             }),
             Some(n) => Ok(n.min(max)),
+        }
+    }
+
+    /// `epoch`, the numbering the client's cursor belongs to, if given.
+    pub fn epoch(&self) -> Result<Option<Epoch>, ApiError> {
+        match self.0.get("epoch") {
+            None => Ok(None),
+            Some(raw) => Epoch::parse(raw).map(Some).map_err(|e| ApiError::BadQuery {
+                name: "epoch",
+                reason: e.to_string(),
+            }),
         }
     }
 

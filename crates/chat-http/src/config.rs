@@ -51,6 +51,10 @@ pub struct Config {
     /// Seconds in-flight requests get to finish on shutdown.
     #[arg(long, env = "CHAT_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_S)]
     pub shutdown_timeout: u64,
+    /// Where messages live: `memory` (this process; the default) or
+    /// `redis://HOST:PORT`, a log that every instance pointed at it shares.
+    #[arg(long = "store", env = "CHAT_STORE")]
+    pub store_url: Option<String>,
     /// How logs are written to stderr (the level comes from `RUST_LOG`).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -70,6 +74,7 @@ impl Default for Config {
             workers: 0,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_S,
             log_format: LogFormat::Text,
+            store_url: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use clap::{Args, Command, FromArgMatches};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use chat_store::Store;
+use chat_store::{Log, OpenError, Store};
 
 use chat_protocol::Transport;
 
@@ -34,8 +34,12 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 /// Everything a handler needs, shared by every worker.
 #[derive(Clone)]
 pub struct AppState {
-    /// The one message store.
+    /// The store the transports read: recent messages and wake-ups.
     pub store: Arc<Store>,
+    /// Where sends go: the store itself (memory) or a shared Redis log.
+    pub log: Arc<Log>,
+    /// This process's name among the instances that may share one log.
+    pub instance: Arc<str>,
     /// Per-transport counters.
     pub stats: Arc<Stats>,
     /// The server's settings.
@@ -48,10 +52,26 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A fresh store and fresh counters for `config`.
+    /// A fresh in-memory store and fresh counters for `config` (its
+    /// `--store` is not looked at: see [`AppState::open`]).
     pub fn new(config: Config) -> Self {
+        let log = Log::memory(config.store());
+        AppState::with_log(config, log)
+    }
+
+    /// The store `config` names (`--store`): memory, or a Redis log that must
+    /// answer now.
+    pub async fn open(config: Config) -> Result<Self, OpenError> {
+        let log = Log::open(config.store(), config.store_url.as_deref()).await?;
+        Ok(AppState::with_log(config, log))
+    }
+
+    /// State around an opened log.
+    pub fn with_log(config: Config, log: Log) -> Self {
         AppState {
-            store: Arc::new(Store::new(config.store())),
+            store: log.store().clone(),
+            log: Arc::new(log),
+            instance: Arc::from(chat_store::new_epoch().as_str()),
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
@@ -177,6 +197,9 @@ pub enum StartError {
     /// `--web-dir` has no readable `index.html`.
     #[error(transparent)]
     WebDir(#[from] WebDirError),
+    /// `--store` names a store that is not valid or does not answer.
+    #[error(transparent)]
+    Store(#[from] OpenError),
     /// Anything else the operating system refused.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -190,6 +213,8 @@ impl StartError {
             StartError::Usage(_) => 2,
             StartError::Listen { .. } => 3,
             StartError::WebDir(_) => 4,
+            StartError::Store(OpenError::Url { .. }) => 2,
+            StartError::Store(OpenError::Unreachable { .. }) => 5,
         }
     }
 }
@@ -255,7 +280,8 @@ fn serve_binary<S: Args + FromArgMatches>(
     runtime.block_on(async {
         let addr = config.addr;
         let listener = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
-        let server = start(listener, AppState::new(config), &mounts)?;
+        let state = AppState::open(config).await?;
+        let server = start(listener, state, &mounts)?;
         println!("{name} listening on http://{}", server.addr);
         tracing::info!(addr = %server.addr, "started");
         shutdown_signal().await?;

@@ -108,18 +108,20 @@ async fn messages(
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
     let since = query.since()?;
+    let epoch = query.epoch()?;
     let limit = query.limit(MAX_PAGE)?;
     let wait = wait_time(&query, &settings)?;
 
-    let mut page = state.store.read(since, limit)?;
-    if page.messages.is_empty() && page.missed == 0 {
-        // Nothing yet: park until an append passes the cursor, the wait runs
-        // out, or the server shuts down. Dropping this future (the client
-        // hung up) drops all three.
+    let mut page = state.store.read_in(epoch.as_ref(), since, limit)?;
+    if page.messages.is_empty() && page.missed == 0 && !page.reset {
+        // Nothing yet: park until an append passes the cursor (or the ids
+        // start again), the wait runs out, or the server shuts down. Dropping
+        // this future (the client hung up) drops all three.
         let cursor = page.cursor;
+        let held_in = page.epoch.clone();
         tokio::select! {
-            _ = state.store.wait_beyond(cursor) => {
-                page = state.store.read(Some(cursor), limit)?;
+            _ = state.store.wait_beyond_in(&held_in, cursor) => {
+                page = state.store.read_in(Some(&held_in), Some(cursor), limit)?;
             }
             _ = tokio::time::sleep(wait) => {}
             _ = state.shutdown.cancelled() => {}
@@ -132,10 +134,12 @@ async fn messages(
         n => counters.delivered(n),
     }
     let messages = page.messages.iter().map(|m| &m.json[..]);
+    let reset = page.reset.then_some(&page.epoch);
     Ok(fresh_json(PageBody::write(
         messages,
         page.cursor,
         page.missed,
+        reset,
     )))
 }
 

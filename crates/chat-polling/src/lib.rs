@@ -71,12 +71,14 @@ fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// `GET /polling/messages?since=N&limit=L`: everything after `N`, now.
+/// `GET /polling/messages?since=N&epoch=E&limit=L`: everything after `N`,
+/// now (from the start, with a reset notice, if `E` is not the store's epoch).
 async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
     let since = query.since()?;
+    let epoch = query.epoch()?;
     let limit = query.limit(MAX_PAGE)?;
-    let page = state.store.read(since, limit)?;
+    let page = state.store.read_in(epoch.as_ref(), since, limit)?;
 
     let counters = state.stats.of(TRANSPORT);
     match page.messages.len() {
@@ -84,9 +86,11 @@ async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
         n => counters.delivered(n),
     }
     let messages = page.messages.iter().map(|m| &m.json[..]);
+    let reset = page.reset.then_some(&page.epoch);
     Ok(fresh_json(PageBody::write(
         messages,
         page.cursor,
         page.missed,
+        reset,
     )))
 }

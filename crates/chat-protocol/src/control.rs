@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::epoch::Epoch;
 use crate::id::MessageId;
 
 /// A gap notice: the cursor predated the server's history and this many
@@ -40,6 +41,12 @@ pub enum Control {
     },
     /// A keep-alive line of a quiet HTTP stream.
     Ping,
+    /// The store's ids started again (its epoch is not the client's): drop
+    /// what you have; everything retained follows.
+    Reset {
+        /// The store's epoch now.
+        epoch: Epoch,
+    },
 }
 
 impl Control {
@@ -52,6 +59,20 @@ impl Control {
 
 impl Gap {
     /// `{"missed":K}`, the data of an SSE `gap` event.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A reset notice: the data of an SSE `reset` event, `{"epoch":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reset {
+    /// The store's epoch now.
+    pub epoch: Epoch,
+}
+
+impl Reset {
+    /// `{"epoch":"…"}`.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }

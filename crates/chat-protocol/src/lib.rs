@@ -9,6 +9,7 @@
 //!   everything up to here". Every transport resumes from a cursor.
 //! - [`message`]: the [`Message`] object and its one serialized form
 //!   ([`MessageRef`]), [`Via`], and the body of a send ([`SendRequest`]).
+//! - [`epoch`]: the [`Epoch`]: which numbering of ids a cursor belongs to.
 //! - [`transport`]: the [`Transport`] enum: each transport's wire name and
 //!   route. Adding a transport starts here.
 //! - [`page`]: the body of a polling and long-polling answer
@@ -28,6 +29,7 @@
 //! the load generator can all depend on it.
 
 pub mod control;
+pub mod epoch;
 pub mod error;
 pub mod id;
 pub mod limits;
@@ -36,7 +38,8 @@ pub mod page;
 pub mod stats;
 pub mod transport;
 
-pub use control::{ClientFrame, Control, Gap, Incoming};
+pub use control::{ClientFrame, Control, Gap, Incoming, Reset};
+pub use epoch::{Epoch, InvalidEpoch};
 pub use error::ErrorBody;
 pub use id::{Cursor, MessageId};
 pub use message::{Message, MessageRef, SendRequest, Via};

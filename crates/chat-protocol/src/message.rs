@@ -23,6 +23,24 @@ pub enum Via {
     Api,
 }
 
+impl std::str::FromStr for Via {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Via::Polling,
+            Via::Longpoll,
+            Via::Sse,
+            Via::Websocket,
+            Via::Stream,
+            Via::Api,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| format!("no via is named {s:?}"))
+    }
+}
+
 impl Via {
     /// The name used on the wire.
     pub fn as_str(self) -> &'static str {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::epoch::Epoch;
 use crate::transport::Transport;
 
 /// One transport's counters.
@@ -36,16 +37,21 @@ impl TransportStats {
 }
 
 /// The store part of `/api/stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreSnapshot {
     /// The newest message id.
     pub last_id: u64,
     /// Messages retained.
     pub retained: u64,
+    /// The store's epoch.
+    pub epoch: Epoch,
+    /// Where the messages live: `memory` or `redis`.
+    #[serde(default)]
+    pub backend: String,
 }
 
 /// The whole `/api/stats` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsBody {
     /// Per transport.
     pub transports: TransportStats,
@@ -58,6 +64,12 @@ pub struct StatsBody {
 pub struct ConfigBody {
     /// The transports this server mounts, in page order.
     pub transports: Vec<Transport>,
+    /// The store's epoch.
+    pub epoch: Epoch,
+    /// This server process, among the instances that may share one log.
+    pub instance: String,
     /// The longest text it accepts, in characters.
     pub max_text: usize,
+    /// The largest request body it accepts, in bytes.
+    pub max_body: usize,
 }

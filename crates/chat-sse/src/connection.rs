@@ -13,7 +13,7 @@ use tokio::time::sleep;
 
 use chat_http::streaming::{hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
-use chat_protocol::{Cursor, Gap};
+use chat_protocol::{Cursor, Epoch, Gap, Reset};
 use chat_store::{Page, StoredMessage};
 
 use crate::{BATCH, Settings, TRANSPORT};
@@ -31,20 +31,22 @@ pub(crate) async fn run(
     connection: Connection,
 ) {
     let backlog = Backlog::new(&state.store, state.config.backlog);
-    let mut pending = Some(first);
+    let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
+    let mut pending = Some(first);
 
     let end = loop {
         if let Some(page) = pending.take() {
             if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
                 break end;
             }
+            epoch = page.epoch;
             cursor = page.cursor;
         }
 
         tokio::select! {
-            _ = state.store.wait_beyond(cursor) => {
-                match state.store.read(Some(cursor), BATCH) {
+            _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
                     Ok(page) => pending = Some(page),
                     Err(_) => break End::Gone, // cannot happen: the cursor came from the store
                 }
@@ -64,7 +66,7 @@ pub(crate) async fn run(
     finish(end, mailbox, &connection);
 }
 
-/// Hands a page over: the gap notice if any, then one event per message,
+/// Hands a page over: the reset and gap notices if any, then one event per message,
 /// counting each as it goes.
 async fn deliver(
     state: &AppState,
@@ -74,6 +76,10 @@ async fn deliver(
 ) -> Result<(), End<Close>> {
     let counters = state.stats.of(TRANSPORT);
     let mut position = position_before(page);
+    if page.reset {
+        let reset = reset_event(&page.epoch);
+        hand_over(mailbox.send(reset), state, backlog, position).await?;
+    }
     if page.missed > 0 {
         let gap = gap_event(page.missed);
         hand_over(mailbox.send(gap), state, backlog, position).await?;
@@ -104,6 +110,14 @@ fn message_event(message: &StoredMessage) -> Option<Event> {
     // The store's bytes are JSON, hence UTF-8; the check is a scan, not a copy.
     let json = ByteString::try_from(message.json.clone()).ok()?;
     Some(Data::new(json).id(message.id.to_string()).into())
+}
+
+/// `event: reset` with `data: {"epoch":"…"}`.
+fn reset_event(epoch: &Epoch) -> Event {
+    let reset = Reset {
+        epoch: epoch.clone(),
+    };
+    Data::new(reset.to_json()).event("reset").into()
 }
 
 /// `event: gap` with `data: {"missed":K}`.

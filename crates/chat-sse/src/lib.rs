@@ -144,12 +144,13 @@ async fn events(
     state: Data<AppState>,
     settings: Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(&req)?;
     let since = match last_event_id(&req)? {
         Some(cursor) => Some(cursor),
-        None => Query::parse(&req)?.since()?,
+        None => query.since()?,
     };
     // Read the first page here, so a bogus cursor is a 400, not a stream.
-    let first = state.store.read(since, BATCH)?;
+    let first = state.store.read_in(query.epoch()?.as_ref(), since, BATCH)?;
 
     let (mailbox, events) = tokio::sync::mpsc::channel(MAILBOX);
     let mut response = Sse::from_infallible_receiver(events)

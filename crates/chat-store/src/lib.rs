@@ -71,12 +71,17 @@
 //! assert_eq!(page.cursor, Cursor(1));
 //! ```
 
+pub mod log;
 pub mod message;
+mod redis_log;
 pub mod store;
 
+pub use chat_protocol::Epoch;
 pub use chat_protocol::limits::{DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
 pub use chat_protocol::{Cursor, Message, MessageId, Via};
+pub use log::{Log, OpenError, SendFailure};
 pub use message::{NewMessage, SendError, StoredMessage};
 pub use store::{
     Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Store, StoreConfig, StoreStats,
+    new_epoch,
 };

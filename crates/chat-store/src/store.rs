@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use chat_protocol::limits::DEFAULT_MAX_TEXT_CHARS;
-use chat_protocol::{Cursor, MessageId};
+use chat_protocol::{Cursor, Epoch, MessageId};
 
 use crate::message::{NewMessage, SendError, StoredMessage, validate};
 
@@ -73,7 +73,7 @@ pub enum CursorError {
 
 /// What a read returns: messages in id order after the cursor, and a gap
 /// notice when the cursor predates the retained history.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// How many messages the reader missed because they are no longer
     /// retained (0 almost always).
@@ -83,15 +83,29 @@ pub struct Page {
     /// Where the reader stands after this page: the last message's id, or the
     /// cursor it asked with when the page is empty.
     pub cursor: Cursor,
+    /// The epoch the page was read in: the numbering `cursor` belongs to.
+    pub epoch: Epoch,
+    /// The reader's epoch was another: its cursor was ignored and the page
+    /// starts from the beginning of what is retained (a reset notice first).
+    pub reset: bool,
 }
 
 /// Counters about the store for `/api/stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreStats {
     /// The newest id (0 before the first message).
     pub last_id: u64,
     /// How many messages are retained.
     pub retained: usize,
+    /// The current epoch.
+    pub epoch: Epoch,
+}
+
+/// What the watch channel tells waiters: the epoch and its newest id.
+#[derive(Debug, Clone)]
+struct News {
+    epoch: Epoch,
+    last: u64,
 }
 
 struct Entry {
@@ -108,6 +122,8 @@ struct Inner {
     last_id: u64,
     /// (`user`, `client_msg_id`) of every retained message sent with one.
     keys: HashMap<(String, String), MessageId>,
+    /// The numbering the ids belong to.
+    epoch: Epoch,
 }
 
 /// The message store shared by every transport.
@@ -116,14 +132,19 @@ struct Inner {
 pub struct Store {
     config: StoreConfig,
     inner: Mutex<Inner>,
-    /// The newest id, for waiters. Sent while the lock is held so that it
-    /// only ever moves forward.
-    news: watch::Sender<u64>,
+    /// The epoch and newest id, for waiters. Sent while the lock is held so
+    /// that, within an epoch, it only ever moves forward.
+    news: watch::Sender<News>,
 }
 
 impl Store {
-    /// An empty store. A `history` of 0 is raised to 1.
-    pub fn new(mut config: StoreConfig) -> Self {
+    /// An empty store with a new epoch. A `history` of 0 is raised to 1.
+    pub fn new(config: StoreConfig) -> Self {
+        Store::with_epoch(config, new_epoch())
+    }
+
+    /// An empty store whose ids belong to `epoch` (a shared log's).
+    pub fn with_epoch(mut config: StoreConfig, epoch: Epoch) -> Self {
         config.history = config.history.max(1);
         Store {
             config,
@@ -131,9 +152,15 @@ impl Store {
                 ring: VecDeque::with_capacity(config.history.min(4_096)),
                 last_id: 0,
                 keys: HashMap::new(),
+                epoch: epoch.clone(),
             }),
-            news: watch::Sender::new(0),
+            news: watch::Sender::new(News { epoch, last: 0 }),
         }
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.news.borrow().epoch.clone()
     }
 
     /// The limits this store was built with.
@@ -179,16 +206,65 @@ impl Store {
             }
         }
         // Wake every waiter. Inside the lock, so the watched value never goes
-        // backwards when two appends race; `send_replace` never blocks.
-        self.news.send_replace(id.0);
+        // backwards when two appends race; `send_modify` never blocks.
+        self.news.send_modify(|news| news.last = id.0);
         drop(inner);
         Ok(Appended::Created(message))
+    }
+
+    /// Adds a message numbered elsewhere (a shared log's tailer): the next id
+    /// is appended; an id past the next one means messages were lost to this
+    /// process (trimmed from the log while it was away), so the ring starts
+    /// over there and readers behind it get a gap notice; an id already held
+    /// is ignored.
+    pub fn push(&self, message: StoredMessage) {
+        let mut inner = self.lock();
+        let id = message.id.0;
+        if id <= inner.last_id {
+            return;
+        }
+        if id != inner.last_id + 1 {
+            inner.ring.clear();
+            inner.keys.clear();
+        }
+        inner.ring.push_back(Entry { message, key: None });
+        inner.last_id = id;
+        while inner.ring.len() > self.config.history {
+            inner.ring.pop_front();
+        }
+        self.news.send_modify(|news| news.last = id);
+    }
+
+    /// Starts a new numbering: the shared log was deleted and ids start
+    /// again. Everything held is dropped, and every waiter wakes to find its
+    /// epoch gone.
+    pub fn reset(&self, epoch: Epoch) {
+        let mut inner = self.lock();
+        inner.ring.clear();
+        inner.keys.clear();
+        inner.last_id = 0;
+        inner.epoch = epoch.clone();
+        self.news.send_replace(News { epoch, last: 0 });
     }
 
     /// Up to `limit` messages after `since`, oldest first. Without a cursor,
     /// the most recent `backfill` messages.
     pub fn read(&self, since: Option<Cursor>, limit: usize) -> Result<Page, CursorError> {
+        self.read_in(None, since, limit)
+    }
+
+    /// Like [`Store::read`], for a reader whose cursor belongs to `epoch`:
+    /// if that is not the store's epoch, the cursor means nothing here, and
+    /// the page starts from the oldest retained message, marked `reset`.
+    pub fn read_in(
+        &self,
+        epoch: Option<&Epoch>,
+        since: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, CursorError> {
         let inner = self.lock();
+        let reset = epoch.is_some_and(|e| *e != inner.epoch);
+        let since = if reset { Some(Cursor(0)) } else { since };
         let newest = Cursor(inner.last_id);
         // The id of the oldest retained message (newest + 1 when empty).
         let first = inner
@@ -218,9 +294,11 @@ impl Store {
             .last()
             .map_or(empty_cursor, |m| Cursor::after(m.id));
         Ok(Page {
-            missed,
+            missed: if reset { 0 } else { missed },
             messages,
             cursor,
+            epoch: inner.epoch.clone(),
+            reset,
         })
     }
 
@@ -230,14 +308,24 @@ impl Store {
     /// by the append that passes the cursor. Cancel-safe: dropping the future
     /// drops its receiver and leaves nothing behind in the store.
     pub async fn wait_beyond(&self, cursor: Cursor) {
+        let epoch = self.epoch();
+        self.wait_beyond_in(&epoch, cursor).await;
+    }
+
+    /// Resolves once a message newer than `cursor` exists in `epoch`, or the
+    /// store's epoch is no longer `epoch` (ids started again: the reader's
+    /// next read gets a reset).
+    pub async fn wait_beyond_in(&self, epoch: &Epoch, cursor: Cursor) {
         let mut news = self.news.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
-        let _ = news.wait_for(|last| *last > cursor.0).await;
+        let _ = news
+            .wait_for(|news| news.epoch != *epoch || news.last > cursor.0)
+            .await;
     }
 
     /// The newest id as a cursor that has seen everything.
     pub fn newest(&self) -> Cursor {
-        Cursor(*self.news.borrow())
+        Cursor(self.news.borrow().last)
     }
 
     /// How many tasks are waiting in [`Store::wait_beyond`] right now.
@@ -251,6 +339,7 @@ impl Store {
         StoreStats {
             last_id: inner.last_id,
             retained: inner.ring.len(),
+            epoch: inner.epoch.clone(),
         }
     }
 
@@ -270,8 +359,19 @@ impl Inner {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A fresh epoch: 16 random characters from the epoch alphabet.
+pub fn new_epoch() -> Epoch {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let text: String = (0..16)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
+    Epoch::parse(&text).expect("built from the epoch alphabet")
 }

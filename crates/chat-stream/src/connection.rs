@@ -30,20 +30,22 @@ pub(crate) async fn run(
     connection: Connection,
 ) {
     let backlog = Backlog::new(&state.store, state.config.backlog);
-    let mut pending = Some(first);
+    let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
+    let mut pending = Some(first);
 
     let end = loop {
         if let Some(page) = pending.take() {
             if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
                 break end;
             }
+            epoch = page.epoch;
             cursor = page.cursor;
         }
 
         tokio::select! {
-            _ = state.store.wait_beyond(cursor) => {
-                match state.store.read(Some(cursor), BATCH) {
+            _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
                     Ok(page) => pending = Some(page),
                     Err(_) => break End::Gone, // cannot happen: the cursor came from the store
                 }
@@ -63,7 +65,7 @@ pub(crate) async fn run(
     finish(end, mailbox, &connection);
 }
 
-/// Hands a page over: the gap notice if any, then one line per message,
+/// Hands a page over: the reset and gap notices if any, then one line per message,
 /// counting each as it goes.
 async fn deliver(
     state: &AppState,
@@ -73,6 +75,12 @@ async fn deliver(
 ) -> Result<(), End<Close>> {
     let counters = state.stats.of(TRANSPORT);
     let mut position = position_before(page);
+    if page.reset {
+        let reset = control_line(&Control::Reset {
+            epoch: page.epoch.clone(),
+        });
+        hand_over(mailbox.send(reset), state, backlog, position).await?;
+    }
     if page.missed > 0 {
         let gap = control_line(&Control::Gap {
             missed: page.missed,

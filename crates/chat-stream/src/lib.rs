@@ -124,9 +124,11 @@ async fn lines(
     state: Data<AppState>,
     settings: Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
-    let since = Query::parse(&req)?.since()?;
+    let query = Query::parse(&req)?;
     // Read the first page here, so a bogus cursor is a 400, not a stream.
-    let first = state.store.read(since, BATCH)?;
+    let first = state
+        .store
+        .read_in(query.epoch()?.as_ref(), query.since()?, BATCH)?;
 
     let (mailbox, lines) = tokio::sync::mpsc::channel::<Bytes>(MAILBOX);
     let body = futures_util::stream::unfold(lines, |mut lines| async move {

@@ -15,7 +15,7 @@ use tokio::time::{Instant, interval, sleep_until};
 use chat_http::streaming::{hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{ClientFrame, Control, Cursor};
-use chat_store::{NewMessage, Page, StoredMessage, Via};
+use chat_store::{NewMessage, Page, SendFailure, StoredMessage, Via};
 
 use crate::{BATCH, Settings, TRANSPORT};
 
@@ -35,8 +35,9 @@ pub(crate) async fn run(
     connection: Connection,
 ) {
     let backlog = Backlog::new(&state.store, state.config.backlog);
-    let mut pending = Some(first);
+    let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
+    let mut pending = Some(first);
     let mut ping = interval(settings.ping());
     ping.reset(); // the first tick would fire at once
     let mut last_heard = Instant::now();
@@ -46,12 +47,13 @@ pub(crate) async fn run(
             if let Err(end) = deliver(&state, &mut session, &page, &backlog).await {
                 break end;
             }
+            epoch = page.epoch;
             cursor = page.cursor;
         }
 
         tokio::select! {
-            _ = state.store.wait_beyond(cursor) => {
-                match state.store.read(Some(cursor), BATCH) {
+            _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
                     Ok(page) => pending = Some(page),
                     Err(_) => break End::Gone, // cannot happen: the cursor came from the store
                 }
@@ -59,7 +61,7 @@ pub(crate) async fn run(
             // The client: sends, pings, pongs and its close.
             frame = frames.recv() => {
                 last_heard = Instant::now();
-                match from_client(&state, frame) {
+                match from_client(&state, frame).await {
                     Ok(None) => {}
                     Ok(Some(answer)) => {
                         let sent = answer.send(&mut session);
@@ -85,7 +87,7 @@ pub(crate) async fn run(
     finish(end, session, &connection).await;
 }
 
-/// Hands a page over: the gap notice if any, then one text frame per
+/// Hands a page over: the reset and gap notices if any, then one text frame per
 /// message, counting each as it goes.
 async fn deliver(
     state: &AppState,
@@ -95,6 +97,12 @@ async fn deliver(
 ) -> Result<(), End<Close>> {
     let counters = state.stats.of(TRANSPORT);
     let mut position = position_before(page);
+    if page.reset {
+        let reset = Control::Reset {
+            epoch: page.epoch.clone(),
+        };
+        hand_over(session.text(reset.to_json()), state, backlog, position).await?;
+    }
     if page.missed > 0 {
         let gap = Control::Gap {
             missed: page.missed,
@@ -151,13 +159,13 @@ impl Answer {
 
 /// Handles what the client sent: a send is stored and acknowledged (or
 /// refused with an error frame), a ping answered, a close echoed.
-fn from_client(
+async fn from_client(
     state: &AppState,
     frame: Option<Result<AggregatedMessage, ProtocolError>>,
 ) -> Result<Option<Answer>, End<Close>> {
     match frame {
         None => Err(End::Gone),
-        Some(Ok(AggregatedMessage::Text(text))) => Ok(Some(store_send(state, &text))),
+        Some(Ok(AggregatedMessage::Text(text))) => Ok(Some(store_send(state, &text).await)),
         Some(Ok(AggregatedMessage::Binary(_))) => {
             Ok(Some(refusal("binary_frame", "send JSON in text frames")))
         }
@@ -178,7 +186,7 @@ fn from_client(
 }
 
 /// Stores a `send` frame: its ack, or an error frame.
-fn store_send(state: &AppState, text: &str) -> Answer {
+async fn store_send(state: &AppState, text: &str) -> Answer {
     let send = match serde_json::from_str::<ClientFrame>(text) {
         Ok(ClientFrame::Send {
             user,
@@ -193,7 +201,7 @@ fn store_send(state: &AppState, text: &str) -> Answer {
         Err(e) => return refusal("malformed_json", &e.to_string()),
     };
     let client_msg_id = send.client_msg_id.clone();
-    match state.store.append(send) {
+    match state.log.send(send).await {
         Ok(appended) => Answer::Text(
             Control::Ack {
                 client_msg_id,
@@ -201,7 +209,8 @@ fn store_send(state: &AppState, text: &str) -> Answer {
             }
             .to_json(),
         ),
-        Err(e) => refusal(e.code(), &e.to_string()),
+        Err(SendFailure::Invalid(e)) => refusal(e.code(), &e.to_string()),
+        Err(e @ SendFailure::Unavailable(_)) => refusal("store_unavailable", &e.to_string()),
     }
 }
 

@@ -189,9 +189,12 @@ async fn upgrade(
     settings: Data<Settings>,
 ) -> Result<HttpResponse, UpgradeError> {
     check_origin(&req, &settings)?;
-    let since = Query::parse(&req)?.since()?;
+    let query = Query::parse(&req)?;
     // Read the first page before upgrading, so a bogus cursor is a 400.
-    let first = state.store.read(since, BATCH).map_err(ApiError::from)?;
+    let first = state
+        .store
+        .read_in(query.epoch()?.as_ref(), query.since()?, BATCH)
+        .map_err(ApiError::from)?;
 
     let (response, session, frames) =
         actix_ws::handle(&req, body).map_err(|e| UpgradeError::NotWebSocket(e.to_string()))?;

@@ -324,9 +324,22 @@ async fn config_lists_the_mounted_transports() {
         .json()
         .await
         .expect("json");
+    let epoch = app.server.state.store.epoch().to_string();
+    let instance = app.server.state.instance.to_string();
     assert_eq!(
         config,
-        json!({"transports": ["polling", "longpoll", "sse", "websocket", "stream"], "max_text": 2000})
+        json!({
+            "transports": ["polling", "longpoll", "sse", "websocket", "stream"],
+            "epoch": epoch,
+            "instance": instance,
+            "max_text": 2000,
+            "max_body": 65536,
+        })
+    );
+    assert_ne!(
+        spawn_app().await.server.state.store.epoch().to_string(),
+        epoch,
+        "a new in-memory store is a new epoch"
     );
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

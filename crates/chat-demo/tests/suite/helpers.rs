@@ -52,6 +52,29 @@ pub async fn spawn_with_settings(mut config: Config, settings: Settings) -> Test
     }
 }
 
+/// A demo server whose messages live in the shared log at `store_url` (a
+/// Redis the test started): one instance among any number.
+pub async fn spawn_shared(store_url: &str) -> TestApp {
+    let config = Config {
+        store_url: Some(store_url.to_owned()),
+        workers: 2,
+        ..Config::default()
+    };
+    let state = AppState::open(config)
+        .await
+        .expect("the shared log answers");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let server = chat_http::start(listener, state, &chat_demo::mounts(Settings::default()))
+        .expect("server starts");
+    let base = format!("http://{}", server.addr);
+    TestApp {
+        client: Client::new(&base),
+        http: reqwest::Client::new(),
+        base,
+        server,
+    }
+}
+
 impl TestApp {
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {

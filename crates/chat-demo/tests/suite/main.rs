@@ -14,6 +14,9 @@ mod kit;
 mod longpoll;
 mod polling;
 mod proxy;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod resume;
+mod scale;
 mod sse;
 mod websocket;
