@@ -150,7 +150,7 @@ async fn next_message(sub: &mut chat_client::Subscription) -> anyhow::Result<()>
     loop {
         match tokio::time::timeout(Duration::from_secs(30), sub.next()).await?? {
             Event::Message { .. } => return Ok(()),
-            Event::Gap { .. } => {}
+            Event::Gap { .. } | Event::Reset { .. } => {}
         }
     }
 }

@@ -10,7 +10,9 @@ use tokio::time::Instant;
 
 use chat_protocol::PageBody;
 
-use crate::{Client, ClientError, Cursor, Feed, Options, Transport};
+use crate::epoch::SharedEpoch;
+use crate::feed::Feed;
+use crate::{Client, ClientError, Cursor, Options, Transport};
 
 /// The order Auto tries the transports in, best first. The last one,
 /// polling, is the floor: used without a probe when all others failed.
@@ -62,6 +64,8 @@ struct Upgrade {
 pub(crate) struct Auto {
     client: Client,
     options: Options,
+    /// The subscription's epoch, shared with every feed it opens.
+    epoch: SharedEpoch,
     /// The position in [`AUTO_ORDER`] of the transport in use.
     current: Option<usize>,
     /// Each transport given up (once, the latest reason), best first.
@@ -74,10 +78,11 @@ pub(crate) struct Auto {
 }
 
 impl Auto {
-    pub(crate) fn new(client: Client, options: Options) -> Self {
+    pub(crate) fn new(client: Client, options: Options, epoch: SharedEpoch) -> Self {
         Auto {
             client,
             options,
+            epoch,
             current: None,
             fallbacks: Vec::new(),
             next_upgrade: None,
@@ -104,6 +109,7 @@ impl Auto {
                 &self.client,
                 transport,
                 &self.options,
+                &self.epoch,
                 cursor,
                 open_suffices,
             )
@@ -118,7 +124,13 @@ impl Auto {
         }
         self.chose(FLOOR);
         Probed {
-            feed: Feed::new(&self.client, AUTO_ORDER[FLOOR], &self.options, true),
+            feed: Feed::new(
+                &self.client,
+                AUTO_ORDER[FLOOR],
+                &self.options,
+                true,
+                &self.epoch,
+            ),
             first: None,
         }
     }
@@ -145,6 +157,7 @@ impl Auto {
             self.task = Some(tokio::spawn(try_better(
                 self.client.clone(),
                 self.options.clone(),
+                self.epoch.clone(),
                 current,
                 cursor,
             )));
@@ -212,13 +225,14 @@ impl Drop for Auto {
 async fn try_better(
     client: Client,
     options: Options,
+    epoch: SharedEpoch,
     current: usize,
     cursor: Option<Cursor>,
 ) -> Upgrade {
     let open_suffices = open_suffices(&client, cursor).await;
     let mut failed = Vec::new();
     for (at, &transport) in AUTO_ORDER.iter().enumerate().take(current) {
-        match probe(&client, transport, &options, cursor, open_suffices).await {
+        match probe(&client, transport, &options, &epoch, cursor, open_suffices).await {
             Ok(probed) => {
                 return Upgrade {
                     found: Some((at, probed)),
@@ -241,6 +255,7 @@ async fn probe(
     client: &Client,
     transport: Transport,
     options: &Options,
+    epoch: &SharedEpoch,
     cursor: Option<Cursor>,
     open_suffices: bool,
 ) -> Result<Probed, String> {
@@ -248,7 +263,7 @@ async fn probe(
     // server must send it at once, so silence means something holds it.
     let lowered = cursor.filter(|c| c.0 > 0).map(|c| Cursor(c.0 - 1));
     let ask = lowered.or(cursor);
-    let mut feed = Feed::new(client, transport, options, true);
+    let mut feed = Feed::new(client, transport, options, true, epoch);
     // Whether the head came: a silent proxy may hold it back too.
     let mut opened = false;
     let attempt = async {
@@ -362,7 +377,11 @@ mod tests {
     /// Giving a transport up twice keeps one entry, the latest, in order.
     #[test]
     fn fallbacks_keep_one_entry_per_transport_best_first() {
-        let mut auto = Auto::new(Client::new("http://127.0.0.1:9"), Options::default());
+        let mut auto = Auto::new(
+            Client::new("http://127.0.0.1:9"),
+            Options::default(),
+            SharedEpoch::default(),
+        );
         auto.give_up(Transport::Stream, "first".into());
         auto.give_up(Transport::Websocket, "ws".into());
         auto.give_up(Transport::Stream, "second".into());

@@ -84,20 +84,29 @@
 //! The timings are [`Options::probe_timeout`] and
 //! [`Options::upgrade_interval`], which default to the constants.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use chat_protocol::{ClientFrame, PageBody, SendRequest};
-pub use chat_protocol::{Cursor, Message, MessageId, StatsBody, Transport, Via};
+use chat_protocol::{ClientFrame, SendRequest};
+
+use crate::feed::Feed;
+pub use chat_protocol::{ConfigBody, Cursor, Epoch, Message, MessageId, StatsBody, Transport, Via};
+
+use crate::epoch::SharedEpoch;
 
 mod auto;
 mod body;
+mod epoch;
+mod feed;
 mod poll;
+mod retry;
 mod sse;
 mod stream;
+mod subscription;
 mod ws;
+
+pub use subscription::Subscription;
 
 pub use auto::{AUTO_ORDER, PROBE_TIMEOUT, UPGRADE_INTERVAL};
 
@@ -116,6 +125,13 @@ pub enum Event {
         /// How many.
         missed: u64,
     },
+    /// The server's ids started again (a restarted in-memory store, a
+    /// deleted shared log): forget every message so far; what follows is
+    /// the new log from its start. The subscription's cursor restarts too.
+    Reset {
+        /// The server's epoch now.
+        epoch: Epoch,
+    },
 }
 
 /// How a subscription starts and retries.
@@ -123,6 +139,10 @@ pub enum Event {
 pub struct Options {
     /// Resume after this cursor; `None` starts with the server's backfill.
     pub since: Option<Cursor>,
+    /// The epoch `since` belongs to (from an earlier subscription's
+    /// [`Subscription::epoch`]). `None`: asked of the server
+    /// (`GET /api/config`) before the first request.
+    pub epoch: Option<Epoch>,
     /// Pause between regular polls (a full page is followed at once).
     pub poll_interval: Duration,
     /// How long a long poll may be held.
@@ -143,6 +163,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             since: None,
+            epoch: None,
             poll_interval: Duration::from_secs(1),
             wait_s: 25,
             min_backoff: Duration::from_millis(50),
@@ -260,17 +281,22 @@ impl Client {
         Ok(response.error_for_status()?.json().await?)
     }
 
+    /// `GET /api/config`: what the server mounts, its epoch and limits.
+    pub async fn config(&self) -> Result<ConfigBody, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/api/config", self.base))
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
     /// Opens a subscription on `transport`. Nothing is requested until
     /// the first [`Subscription::next`].
     pub fn subscribe(&self, transport: Transport, options: Options) -> Subscription {
-        Subscription {
-            feed: Some(Feed::new(self, transport, &options, false)),
-            cursor: options.since,
-            options,
-            ready: VecDeque::new(),
-            reconnects: 0,
-            auto: None,
-        }
+        let epoch = SharedEpoch::new(options.epoch.clone());
+        let feed = Feed::new(self, transport, &options, false, &epoch);
+        Subscription::new(self.clone(), Some(feed), options, epoch, None)
     }
 
     /// Opens a subscription that chooses its transport by itself, in
@@ -278,14 +304,9 @@ impl Client {
     /// up later (the crate's essay has the rules). Nothing is requested
     /// until the first [`Subscription::next`] or [`Subscription::settle`].
     pub fn subscribe_auto(&self, options: Options) -> Subscription {
-        Subscription {
-            feed: None,
-            cursor: options.since,
-            auto: Some(Box::new(auto::Auto::new(self.clone(), options.clone()))),
-            options,
-            ready: VecDeque::new(),
-            reconnects: 0,
-        }
+        let epoch = SharedEpoch::new(options.epoch.clone());
+        let auto = auto::Auto::new(self.clone(), options.clone(), epoch.clone());
+        Subscription::new(self.clone(), None, options, epoch, Some(Box::new(auto)))
     }
 }
 
@@ -293,322 +314,5 @@ fn refused(status: reqwest::StatusCode, body: &[u8]) -> ClientError {
     ClientError::Refused {
         status: status.as_u16(),
         body: String::from_utf8_lossy(body).into_owned(),
-    }
-}
-
-/// The transport-specific half of a subscription.
-enum Feed {
-    Poll(poll::PollFeed),
-    Sse(sse::SseFeed),
-    Ws(ws::WsFeed),
-    Stream(stream::StreamFeed),
-}
-
-impl Feed {
-    /// A feed of `transport`, not connected yet; `gzip` makes its requests
-    /// say `Accept-Encoding: gzip`.
-    fn new(client: &Client, transport: Transport, options: &Options, gzip: bool) -> Self {
-        let (http, base) = (client.http.clone(), client.base.as_str());
-        match transport {
-            Transport::Polling | Transport::Longpoll => Feed::Poll(poll::PollFeed::new(
-                http,
-                base,
-                transport == Transport::Longpoll,
-                options.clone(),
-                gzip,
-            )),
-            Transport::Sse => Feed::Sse(sse::SseFeed::new(http, base, gzip)),
-            Transport::Websocket => Feed::Ws(ws::WsFeed::new(base)),
-            Transport::Stream => Feed::Stream(stream::StreamFeed::new(http, base, gzip)),
-        }
-    }
-
-    /// One gap notice or page of messages after `cursor`. Connections are
-    /// opened as needed and reopened after they end. Failures are retried
-    /// with backoff (4xx answers returned), unless `strict`: then a failure
-    /// to open is returned as it is, for Auto to move on.
-    async fn fetch(
-        &mut self,
-        cursor: Option<Cursor>,
-        reconnects: &mut u64,
-        options: &Options,
-        strict: bool,
-    ) -> Result<PageBody, ClientError> {
-        if let Feed::Poll(feed) = self {
-            return feed.fetch(cursor, reconnects, strict).await;
-        }
-        let mut retry = Retry::new(options, reconnects);
-        loop {
-            if !self.is_open() {
-                match self.open(cursor).await {
-                    Ok(()) => {}
-                    Err(error) if strict => return Err(error),
-                    Err(error) => {
-                        retry.after(error).await?;
-                        continue;
-                    }
-                }
-            }
-            match self.read().await? {
-                Some(batch) => return Ok(batch),
-                // The connection ended or broke: reconnect from the cursor.
-                None => retry.pause().await,
-            }
-        }
-    }
-
-    /// Whether a connection is open (never, for polling).
-    fn is_open(&self) -> bool {
-        match self {
-            Feed::Poll(_) => false,
-            Feed::Sse(feed) => feed.is_open(),
-            Feed::Ws(feed) => feed.is_open(),
-            Feed::Stream(feed) => feed.is_open(),
-        }
-    }
-
-    /// Opens a connection after `cursor`: one attempt (nothing, for
-    /// polling).
-    async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
-        match self {
-            Feed::Poll(_) => Ok(()),
-            Feed::Sse(feed) => feed.open(cursor).await,
-            Feed::Ws(feed) => feed.open(cursor).await,
-            Feed::Stream(feed) => feed.open(cursor).await,
-        }
-    }
-
-    /// The next batch on the open connection; `None` once it has ended (and
-    /// always, for polling).
-    async fn read(&mut self) -> Result<Option<PageBody>, ClientError> {
-        match self {
-            Feed::Poll(_) => Ok(None),
-            Feed::Sse(feed) => feed.read().await,
-            Feed::Ws(feed) => feed.read().await,
-            Feed::Stream(feed) => feed.read().await,
-        }
-    }
-
-    /// Drops the connection, if any; returns whether there was one to drop.
-    fn disconnect(&mut self) -> bool {
-        match self {
-            Feed::Poll(_) => return false,
-            Feed::Sse(feed) => feed.disconnect(),
-            Feed::Ws(feed) => feed.disconnect(),
-            Feed::Stream(feed) => feed.disconnect(),
-        }
-        true
-    }
-
-    /// The transport this feed reads.
-    fn transport(&self) -> Transport {
-        match self {
-            Feed::Poll(feed) if feed.is_long() => Transport::Longpoll,
-            Feed::Poll(_) => Transport::Polling,
-            Feed::Sse(_) => Transport::Sse,
-            Feed::Ws(_) => Transport::Websocket,
-            Feed::Stream(_) => Transport::Stream,
-        }
-    }
-}
-
-/// What woke an Auto subscription up.
-enum Step {
-    /// The current feed's next batch, or its failure.
-    Fetched(Result<PageBody, ClientError>),
-    /// The upgrade task finished: a better feed, if it found one.
-    Upgraded(Option<auto::Probed>),
-}
-
-/// A live feed of the chat over one transport, fixed or chosen by Auto.
-pub struct Subscription {
-    /// The transport in use; `None` while Auto has not chosen one.
-    feed: Option<Feed>,
-    options: Options,
-    /// The last id handed out (or the starting cursor).
-    cursor: Option<Cursor>,
-    ready: VecDeque<Event>,
-    reconnects: u64,
-    /// The choice and its history, for [`Client::subscribe_auto`].
-    auto: Option<Box<auto::Auto>>,
-}
-
-impl Subscription {
-    /// The next event. Waits as long as it takes (wrap it in a timeout);
-    /// retries failures by itself, resuming from the cursor.
-    pub async fn next(&mut self) -> Result<Event, ClientError> {
-        loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Ok(event);
-            }
-            let Some(feed) = &mut self.feed else {
-                self.settle().await?;
-                continue;
-            };
-            let Some(auto) = &mut self.auto else {
-                let batch = feed
-                    .fetch(self.cursor, &mut self.reconnects, &self.options, false)
-                    .await?;
-                self.accept(batch)?;
-                continue;
-            };
-            // Auto: read on, unless a better transport has been found
-            // meanwhile. Both sides are cancel-safe: a fetch that loses
-            // has handed nothing out, and the upgrade task keeps running.
-            let strict = !auto.on_floor();
-            let cursor = self.cursor;
-            let step = tokio::select! {
-                batch = feed.fetch(cursor, &mut self.reconnects, &self.options, strict) => {
-                    Step::Fetched(batch)
-                }
-                probed = auto.upgrade(cursor) => Step::Upgraded(probed),
-            };
-            match step {
-                Step::Fetched(Ok(batch)) => self.accept(batch)?,
-                Step::Fetched(Err(error)) if strict => {
-                    // The transport worked and now does not: on down.
-                    let from = auto.give_up_current(&error);
-                    self.feed = None;
-                    self.settle_from(from).await?;
-                }
-                Step::Upgraded(Some(probed)) => self.install(probed)?,
-                Step::Upgraded(None) => {}
-                Step::Fetched(Err(error)) => return Err(error),
-            }
-        }
-    }
-
-    /// The transport in use: a fixed subscription's, or the one Auto chose
-    /// (`None` until it has chosen, at the first [`Subscription::next`] or
-    /// [`Subscription::settle`]).
-    pub fn transport(&self) -> Option<Transport> {
-        self.feed.as_ref().map(Feed::transport)
-    }
-
-    /// Auto only: every transport it gave up, best first, each with why
-    /// (the latest reason, once per transport). Empty for a fixed
-    /// subscription, and for Auto on its first choice.
-    pub fn fallbacks(&self) -> &[(Transport, String)] {
-        self.auto.as_ref().map_or(&[], |auto| auto.fallbacks())
-    }
-
-    /// Makes Auto choose now, instead of at the first
-    /// [`Subscription::next`], and returns the transport in use. A fixed
-    /// subscription returns its transport without a request.
-    pub async fn settle(&mut self) -> Result<Transport, ClientError> {
-        if self.feed.is_none() {
-            self.settle_from(0).await?;
-        }
-        self.transport()
-            .ok_or_else(|| ClientError::Protocol("no transport chosen".into()))
-    }
-
-    /// The id of the last message handed out, or the starting cursor.
-    pub fn cursor(&self) -> Option<Cursor> {
-        self.cursor
-    }
-
-    /// How many times a request or connection failed and was retried.
-    pub fn reconnects(&self) -> u64 {
-        self.reconnects
-    }
-
-    /// Drops the current connection (SSE, WebSocket, streaming) so that the
-    /// next [`Subscription::next`] reconnects from the cursor, as after a
-    /// network failure. Polling has no connection to drop.
-    pub fn disconnect(&mut self) {
-        if self.feed.as_mut().is_some_and(Feed::disconnect) {
-            self.reconnects += 1;
-        }
-    }
-
-    /// Auto: probes the transports from `AUTO_ORDER[from]` on and installs
-    /// the first that works (polling, the last, without a probe).
-    async fn settle_from(&mut self, from: usize) -> Result<(), ClientError> {
-        let Some(auto) = &mut self.auto else {
-            return Ok(());
-        };
-        let probed = auto.choose(from, self.cursor).await;
-        self.install(probed)
-    }
-
-    /// Switches to a feed Auto found working, and takes its first batch.
-    fn install(&mut self, probed: auto::Probed) -> Result<(), ClientError> {
-        self.feed = Some(probed.feed);
-        match probed.first {
-            Some(batch) => self.accept(batch),
-            None => Ok(()),
-        }
-    }
-
-    /// Queues a batch in order, dropping anything already handed out.
-    fn accept(&mut self, batch: PageBody) -> Result<(), ClientError> {
-        if batch.missed > 0 {
-            self.ready.push_back(Event::Gap {
-                missed: batch.missed,
-            });
-        }
-        for raw in batch.messages {
-            let message: Message = serde_json::from_str(raw.get())
-                .map_err(|e| ClientError::Protocol(format!("message: {e}")))?;
-            if self.cursor.is_some_and(|c| !c.is_before(message.id)) {
-                continue;
-            }
-            self.cursor = Some(Cursor::after(message.id));
-            self.ready.push_back(Event::Message {
-                message,
-                raw: Bytes::copy_from_slice(raw.get().as_bytes()),
-            });
-        }
-        if self.cursor.is_none() && batch.missed == 0 {
-            self.cursor = Some(batch.cursor);
-        }
-        Ok(())
-    }
-}
-
-/// Failed attempts in a row within one fetch, and what to do after one:
-/// the retry rule every feed shares.
-struct Retry<'a> {
-    options: &'a Options,
-    reconnects: &'a mut u64,
-    attempt: u32,
-}
-
-impl<'a> Retry<'a> {
-    fn new(options: &'a Options, reconnects: &'a mut u64) -> Self {
-        Retry {
-            options,
-            reconnects,
-            attempt: 0,
-        }
-    }
-
-    /// After a failed request or connection: a 4xx answer is the caller's to
-    /// handle and is returned; anything else is waited out ([`Retry::pause`]).
-    async fn after(&mut self, error: ClientError) -> Result<(), ClientError> {
-        if let ClientError::Refused { status, .. } = &error
-            && *status < 500
-        {
-            return Err(error);
-        }
-        self.pause().await;
-        Ok(())
-    }
-
-    /// Counts a reconnect and sleeps: exponential backoff with full jitter, a
-    /// random pause up to `min_backoff * 2^attempt`, capped at `max_backoff`.
-    async fn pause(&mut self) {
-        *self.reconnects += 1;
-        let ceiling = self
-            .options
-            .min_backoff
-            .saturating_mul(1u32 << self.attempt.min(16))
-            .min(self.options.max_backoff);
-        let pause = ceiling
-            .mul_f64(rand::random::<f64>())
-            .max(self.options.min_backoff / 2);
-        self.attempt += 1;
-        tokio::time::sleep(pause).await;
     }
 }

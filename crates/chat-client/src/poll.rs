@@ -5,7 +5,9 @@ use std::time::Duration;
 use chat_protocol::PageBody;
 use chat_protocol::limits::MAX_PAGE;
 
-use crate::{ClientError, Cursor, Options, Retry, Transport, body, refused};
+use crate::epoch::SharedEpoch;
+use crate::retry::Retry;
+use crate::{ClientError, Cursor, Options, Transport, body, refused};
 
 /// How long a probe's long poll may be held (the contract's minimum): when
 /// there is nothing to send, an empty answer is an answer too.
@@ -27,6 +29,8 @@ pub(crate) struct PollFeed {
     gzip: bool,
     /// Whether the next request should wait `poll_interval` first.
     pause: bool,
+    /// The epoch every request names.
+    epoch: SharedEpoch,
 }
 
 impl PollFeed {
@@ -36,6 +40,7 @@ impl PollFeed {
         long: bool,
         options: Options,
         gzip: bool,
+        epoch: SharedEpoch,
     ) -> Self {
         let path = if long {
             Transport::Longpoll.route()
@@ -49,6 +54,7 @@ impl PollFeed {
             options,
             gzip,
             pause: false,
+            epoch,
         }
     }
 
@@ -98,6 +104,7 @@ impl PollFeed {
         if let Some(cursor) = cursor {
             query.push(("since", cursor.to_string()));
         }
+        query.extend(self.epoch.query());
         let mut request = body::accept(self.http.get(&self.url), self.gzip);
         if self.long {
             query.push(("wait_s", wait_s.to_string()));

@@ -7,8 +7,9 @@ use eventsource_stream::{Event as SseEvent, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use chat_protocol::{Gap, PageBody};
+use chat_protocol::{Gap, PageBody, Reset};
 
+use crate::epoch::SharedEpoch;
 use crate::{ClientError, Cursor, Transport, body, refused};
 
 type Events = Pin<Box<dyn Stream<Item = Result<SseEvent, EventStreamError<io::Error>>> + Send>>;
@@ -20,15 +21,18 @@ pub(crate) struct SseFeed {
     /// Whether requests say `Accept-Encoding: gzip`.
     gzip: bool,
     events: Option<Events>,
+    /// The epoch the stream is opened in (in its URL, like a browser's).
+    epoch: SharedEpoch,
 }
 
 impl SseFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool) -> Self {
+    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool, epoch: SharedEpoch) -> Self {
         SseFeed {
             http,
             url: format!("{base}{}", Transport::Sse.route()),
             gzip,
             events: None,
+            epoch,
         }
     }
 
@@ -49,6 +53,9 @@ impl SseFeed {
         if let Some(cursor) = cursor {
             // What a browser's EventSource sends when it reconnects.
             request = request.header("last-event-id", cursor.to_string());
+        }
+        if let Some(epoch) = self.epoch.query() {
+            request = request.query(&[epoch]);
         }
         let response = request.send().await?;
         let status = response.status();
@@ -94,6 +101,11 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 missed: gap.missed,
                 ..PageBody::default()
             }))
+        }
+        "reset" => {
+            let reset: Reset = serde_json::from_str(&event.data)
+                .map_err(|e| ClientError::Protocol(format!("reset event: {e}")))?;
+            Ok(Some(PageBody::reset_notice(reset.epoch)))
         }
         "message" => {
             let id: u64 = event

@@ -6,6 +6,7 @@ use futures_util::StreamExt;
 use chat_protocol::{Control, Incoming, PageBody};
 
 use crate::body::{self, Chunks};
+use crate::epoch::SharedEpoch;
 use crate::{ClientError, Cursor, Transport, refused};
 
 /// Reads `/stream/messages`, reconnecting with `since` from the last id seen.
@@ -17,16 +18,19 @@ pub(crate) struct StreamFeed {
     body: Option<Chunks>,
     /// Bytes after the last complete line.
     partial: BytesMut,
+    /// The epoch every request names.
+    epoch: SharedEpoch,
 }
 
 impl StreamFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool) -> Self {
+    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool, epoch: SharedEpoch) -> Self {
         StreamFeed {
             http,
             url: format!("{base}{}", Transport::Stream.route()),
             gzip,
             body: None,
             partial: BytesMut::new(),
+            epoch,
         }
     }
 
@@ -46,6 +50,9 @@ impl StreamFeed {
         let mut request = body::accept(self.http.get(&self.url), self.gzip);
         if let Some(cursor) = cursor {
             request = request.query(&[("since", cursor.0)]);
+        }
+        if let Some(epoch) = self.epoch.query() {
+            request = request.query(&[epoch]);
         }
         let response = request.send().await?;
         let status = response.status();
@@ -104,6 +111,7 @@ fn to_batch(line: &[u8]) -> Result<Option<PageBody>, ClientError> {
             missed,
             ..PageBody::default()
         }),
+        Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
         Incoming::Control(_) => None,
         Incoming::Message { id, raw } => Some(PageBody {
             messages: vec![raw],

@@ -6,8 +6,9 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use chat_protocol::{ClientFrame, Control, Incoming, PageBody};
+use chat_protocol::{ClientFrame, Control, Epoch, Incoming, PageBody};
 
+use crate::epoch::SharedEpoch;
 use crate::{ClientError, Cursor, Transport};
 
 /// Bytes reserved for reading per socket.
@@ -21,6 +22,8 @@ pub(crate) struct WsFeed {
     url: String,
     /// Boxed: a socket is a few hundred bytes, an idle feed need not be.
     socket: Option<Box<Socket>>,
+    /// The epoch every connection names.
+    epoch: SharedEpoch,
 }
 
 /// `ws://host/ws` for `http://host`.
@@ -33,10 +36,11 @@ pub(crate) fn ws_url(base: &str) -> String {
 }
 
 impl WsFeed {
-    pub(crate) fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str, epoch: SharedEpoch) -> Self {
         WsFeed {
             url: ws_url(base),
             socket: None,
+            epoch,
         }
     }
 
@@ -53,7 +57,8 @@ impl WsFeed {
     /// Opens the socket, resuming after `cursor`: one attempt. An answer
     /// other than `101 Switching Protocols` is [`ClientError::Refused`].
     pub(crate) async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
-        self.socket = Some(Box::new(connect(&self.url, cursor).await?));
+        let epoch = self.epoch.get();
+        self.socket = Some(Box::new(connect(&self.url, cursor, epoch.as_ref()).await?));
         Ok(())
     }
 
@@ -81,11 +86,23 @@ impl WsFeed {
     }
 }
 
-/// Opens `/ws?since=N`.
-pub(crate) async fn connect(url: &str, cursor: Option<Cursor>) -> Result<Socket, ClientError> {
-    let url = match cursor {
-        Some(cursor) => format!("{url}?since={cursor}"),
-        None => url.to_owned(),
+/// Opens `/ws?since=N&epoch=E`.
+pub(crate) async fn connect(
+    url: &str,
+    cursor: Option<Cursor>,
+    epoch: Option<&Epoch>,
+) -> Result<Socket, ClientError> {
+    let mut query = Vec::new();
+    if let Some(cursor) = cursor {
+        query.push(format!("since={cursor}"));
+    }
+    if let Some(epoch) = epoch {
+        query.push(format!("epoch={epoch}"));
+    }
+    let url = if query.is_empty() {
+        url.to_owned()
+    } else {
+        format!("{url}?{}", query.join("&"))
     };
     // tungstenite reserves 128 KiB per socket for reading by default; chat
     // frames are small, and a load test holds thousands of sockets.
@@ -115,6 +132,7 @@ fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
             missed,
             ..PageBody::default()
         }),
+        Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
         Incoming::Control(_) => None,
         Incoming::Message { id, raw } => Some(PageBody {
             messages: vec![raw],
@@ -128,7 +146,7 @@ fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
 /// Sends one message over a fresh socket, waits for its ack and for the
 /// message itself to come back, and returns the message's JSON.
 pub(crate) async fn send_once(base: &str, frame: ClientFrame) -> Result<String, ClientError> {
-    let mut socket = connect(&ws_url(base), None).await?;
+    let mut socket = connect(&ws_url(base), None, None).await?;
     socket
         .send(Frame::text(frame.to_json()))
         .await

@@ -149,6 +149,7 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
         duplicated: 0,
         out_of_order: 0,
         gap_missed: 0,
+        resets: 0,
         reconnects: 0,
         failed_subscribers: 0,
         subscriber_error: None,

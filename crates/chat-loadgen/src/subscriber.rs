@@ -39,6 +39,8 @@ pub struct SubscriberLog {
     pub out_of_order: u64,
     /// Messages that gap notices said were missed.
     pub gap_missed: u64,
+    /// Reset notices: the server's ids started again during the run.
+    pub resets: u64,
     /// Retried failures, from [`Subscription::reconnects`].
     pub reconnects: u64,
     /// Why the subscription ended early, if it did.
@@ -79,6 +81,12 @@ pub async fn subscribe(
                 }
             }
             Ok(Event::Gap { missed }) => log.gap_missed += missed,
+            // A new numbering: ids start again, which is not disorder. What
+            // the old log held is gone; the report says why it is missing.
+            Ok(Event::Reset { .. }) => {
+                log.resets += 1;
+                last_id = 0;
+            }
             Err(e) => {
                 log.error = Some(e.to_string());
                 break;

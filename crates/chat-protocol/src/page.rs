@@ -29,6 +29,17 @@ pub struct PageBody {
 }
 
 impl PageBody {
+    /// A reset notice on its own, as a push transport carries it: the
+    /// store's epoch is `epoch` now, and what follows starts from the
+    /// beginning of what is retained.
+    pub fn reset_notice(epoch: Epoch) -> Self {
+        PageBody {
+            reset: true,
+            epoch: Some(epoch),
+            ..PageBody::default()
+        }
+    }
+
     /// Writes a page around messages that are already JSON, without
     /// re-encoding them: each is copied into the array as it is. `reset` is
     /// the store's epoch when the client's was another.

@@ -381,3 +381,80 @@ async fn a_shared_log_is_read_back_after_a_fresh_instance_starts() {
     ));
     let _ = PATIENCE;
 }
+
+/// The restart the issue describes: a client of a server that restarted
+/// with an empty store (here: a second in-memory server) comes back with
+/// its old cursor and epoch. It is told so (`Event::Reset`) and served the
+/// new history from the start, on every transport, instead of the new
+/// server's messages under ids it believes it has seen.
+#[tokio::test]
+async fn a_cursor_from_a_dead_store_is_reset_not_misread() {
+    let before = crate::helpers::spawn_app().await;
+    for i in 0..5 {
+        before.say("ana", &format!("old {i}")).await;
+    }
+    let old_epoch = config(&before).await.epoch;
+    let restarted = crate::helpers::spawn_app().await;
+    for i in 0..7 {
+        restarted.say("bob", &format!("new {i}")).await;
+    }
+    for transport in Transport::ALL {
+        let mut sub = restarted.client.subscribe(
+            transport,
+            Options {
+                epoch: Some(old_epoch.clone()),
+                ..from(5)
+            },
+        );
+        let first = crate::helpers::next_event(&mut sub).await;
+        assert!(
+            matches!(&first, Event::Reset { epoch } if *epoch != old_epoch),
+            "{transport}: {first:?}"
+        );
+        let got = next_messages(&mut sub, 7).await;
+        assert_eq!(
+            got.iter().map(|m| m.id.0).collect::<Vec<_>>(),
+            (1..=7).collect::<Vec<_>>(),
+            "{transport}"
+        );
+        assert!(got.iter().all(|m| m.text.starts_with("new")), "{transport}");
+        assert_eq!(sub.epoch(), Some(config(&restarted).await.epoch));
+    }
+}
+
+/// A live subscription of the Rust client, on every transport, when the
+/// shared log is deleted: a reset event, then the new log from id 1.
+#[tokio::test]
+async fn live_subscriptions_report_a_deleted_log_and_carry_on() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = spawn_shared(&redis.url()).await;
+    a.say("ana", "old").await;
+    let mut subs = Vec::new();
+    for transport in Transport::ALL {
+        let mut sub = a.client.subscribe(transport, from(0));
+        next_messages(&mut sub, 1).await;
+        subs.push((transport, sub));
+    }
+    let old = config(&a).await.epoch;
+    redis.run(&["FLUSHALL"]);
+    eventually("the instance sees the new epoch", || async {
+        config(&a).await.epoch != old
+    })
+    .await;
+    a.say("bob", "new").await;
+    for (transport, sub) in &mut subs {
+        let event = crate::helpers::next_event(sub).await;
+        assert!(
+            matches!(event, Event::Reset { .. }),
+            "{transport}: {event:?}"
+        );
+        let got = next_messages(sub, 1).await;
+        assert_eq!(
+            (got[0].id.0, got[0].text.as_str()),
+            (1, "new"),
+            "{transport}"
+        );
+    }
+}

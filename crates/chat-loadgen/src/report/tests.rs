@@ -23,6 +23,7 @@ fn report(process: Option<ProcessReport>) -> Report {
         duplicated: 0,
         out_of_order: 0,
         gap_missed: 0,
+        resets: 0,
         reconnects: 0,
         failed_subscribers: 0,
         subscriber_error: None,
