@@ -113,7 +113,9 @@ fn an_address_in_use_is_exit_code_3() {
 #[test]
 fn the_web_folder_is_checked_at_start() {
     let empty = tempfile::tempdir().expect("temp dir");
-    let output = run(demo().arg("--web-dir").arg(empty.path()));
+    let output = run(demo()
+        .args(["--addr", "127.0.0.1:0", "--web-dir"])
+        .arg(empty.path()));
     assert_fails(&output, 4, "index.html");
 
     std::fs::write(empty.path().join("index.html"), "<p>edited</p>").expect("write");
@@ -167,4 +169,93 @@ fn logs_fit_a_pipe_and_a_collector() {
             assert_eq!(parsed.is_ok(), json, "{format}: {line}");
         }
     }
+}
+
+/// `--store` that is not a store this project knows is a usage error (2);
+/// one that does not answer is exit code 5, within the connect timeout.
+#[test]
+fn a_bad_or_unreachable_store_stops_the_start() {
+    assert_fails(&run(demo().args(["--store", "postgres://x"])), 2, "--store");
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let output = run(demo().args([
+        "--addr",
+        "127.0.0.1:0",
+        "--store",
+        &format!("redis://127.0.0.1:{port}"),
+    ]));
+    assert_fails(&output, 5, "cannot reach the store");
+}
+
+/// `kill -9` of an instance on a shared log loses nothing: the restarted
+/// process serves the same history under the same epoch, and ids go on.
+#[test]
+fn an_instance_killed_and_restarted_loses_nothing() {
+    #[path = "support/redis.rs"]
+    #[allow(dead_code)]
+    mod redis_server;
+    let Some(redis) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let store = redis.url();
+    let get = |addr: &str, target: &str| -> String {
+        let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+        socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let request = format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        std::io::Write::write_all(&mut socket, request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("read");
+        answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let post = |addr: &str, text: &str| {
+        let body = format!(r#"{{"user":"ana","text":"{text}"}}"#);
+        let request = format!(
+            "POST /api/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut socket = std::net::TcpStream::connect(addr).expect("connect");
+        socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        std::io::Write::write_all(&mut socket, request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    };
+    let address = |line: &str| {
+        line.trim()
+            .strip_prefix("chat-demo listening on http://")
+            .expect("address line")
+            .to_owned()
+    };
+
+    let (mut first, line) = start(demo().args(["--store", &store]));
+    let addr = address(&line);
+    for i in 0..5 {
+        post(&addr, &format!("before {i}"));
+    }
+    let history = get(&addr, "/polling/messages?since=0");
+    let config = get(&addr, "/api/config");
+    first.0.kill().expect("SIGKILL"); // what `kill -9` does
+    let _ = first.0.wait();
+
+    let (_second, line) = start(demo().args(["--store", &store]));
+    let addr = address(&line);
+    assert_eq!(
+        get(&addr, "/polling/messages?since=0"),
+        history,
+        "same bytes"
+    );
+    let epoch = |config: &str| {
+        serde_json::from_str::<serde_json::Value>(config).expect("JSON")["epoch"].clone()
+    };
+    assert_eq!(epoch(&get(&addr, "/api/config")), epoch(&config));
+    post(&addr, "after");
+    let page: serde_json::Value =
+        serde_json::from_str(&get(&addr, "/polling/messages?since=5")).expect("JSON");
+    assert_eq!(page["messages"][0]["id"], 6);
 }

@@ -278,9 +278,12 @@ fn serve_binary<S: Args + FromArgMatches>(
     }
 
     runtime.block_on(async {
+        // Everything that can be checked is checked before the port is
+        // taken: a bad --web-dir or an absent store never holds the address.
+        PageSource::new(config.web_dir.as_deref())?;
         let addr = config.addr;
-        let listener = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
         let state = AppState::open(config).await?;
+        let listener = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
         let server = start(listener, state, &mounts)?;
         println!("{name} listening on http://{}", server.addr);
         tracing::info!(addr = %server.addr, "started");
