@@ -1,4 +1,6 @@
-// The page: one pane per transport this server mounts, side by side.
+// The page: one pane per transport this server mounts, side by side, an
+// Automatic pane that picks one by itself, and a strip of charts on top
+// that compares their costs.
 //
 // Each pane owns one transport object (web/transports/*.js, all with the
 // same interface, described in common.js): it renders what the transport
@@ -38,11 +40,13 @@ const announcer = document.getElementById('announcer');
 
 /** One column: a transport and the elements that show it. */
 class Pane {
-  /** `Kind` is a transport class from web/transports/index.js. */
-  constructor(Kind, maxText) {
+  /** `Kind` is a transport class from web/transports/index.js; `mounted`
+   *  the names of the transports the server mounts. */
+  constructor(Kind, maxText, mounted) {
     const { name, title, summary, options } = Kind;
     this.name = name;
-    this.transport = new Kind();
+    this.title = title;
+    this.transport = new Kind({}, { mounted });
     this.latencies = []; // ms, the latest LATENCY_SAMPLES live messages
     this.pinned = true; // the list follows new messages
     this.scrollQueued = false;
@@ -50,6 +54,7 @@ class Pane {
     this.bursting = false;
     this.unannounced = 0;
     this.lastMessage = null;
+    this.bytesPerMsg = null; // the last one the server told
 
     const root = document.getElementById('pane-template').content.firstElementChild.cloneNode(true);
     this.root = root;
@@ -80,8 +85,47 @@ class Pane {
     this.burstButton = root.querySelector('[data-action="burst"]');
     const controls = root.querySelector('.pane-controls');
     for (const option of options) controls.append(this.optionControl(option));
+    if (Kind.adaptive) this.addRoute();
 
     this.wire();
+  }
+
+  /** For a transport that rides on the others: which one it is on, and the
+   *  ones it left and why. Tests read the pane's data-transport-now and
+   *  data-transport-trying, and the [data-left] items' data-transport and
+   *  data-reason. */
+  addRoute() {
+    const route = document.getElementById('route-template').content.firstElementChild.cloneNode(true);
+    this.root.querySelector('.stats').after(route);
+    this.routeNow = route.querySelector('[data-route=now]');
+    this.routeTrying = route.querySelector('[data-route=trying]');
+    this.routeNote = route.querySelector('[data-route=note]');
+    this.routeLeft = route.querySelector('.route-left');
+    this.transport.onRoute((value) => this.renderRoute(value));
+    this.renderRoute(this.transport.route());
+  }
+
+  renderRoute({ now, nowTitle, trying, tryingTitle, left, note }) {
+    this.root.dataset.transportNow = now ?? '';
+    this.root.dataset.transportTrying = trying ?? '';
+    this.routeNow.textContent = nowTitle ?? 'nothing yet';
+    this.routeTrying.textContent = tryingTitle ? `, trying ${tryingTitle}…` : '';
+    this.routeNote.textContent = note;
+    this.routeNote.hidden = !note;
+    this.routeLeft.replaceChildren(...left.map((entry) => {
+      const item = document.createElement('li');
+      item.dataset.left = '';
+      item.dataset.transport = entry.transport;
+      item.dataset.reason = entry.reason;
+      const name = document.createElement('strong');
+      name.textContent = entry.title;
+      const time = document.createElement('time');
+      const at = new Date(entry.at);
+      time.dateTime = at.toISOString();
+      time.textContent = at.toLocaleTimeString();
+      item.append(name, `: ${entry.text} `, time);
+      return item;
+    }));
   }
 
   /** A select for one of the transport's `static options`, after the buttons. */
@@ -210,20 +254,38 @@ class Pane {
     }
   }
 
-  /** Refreshes the counters; `server` is this transport's part of /api/stats. */
-  renderStats(server) {
+  /**
+   * What this pane costs, from the client's counters and `server`, the
+   * part of /api/stats for its transport (null if it did not answer; then
+   * the bytes keep their last value): the numbers of the pane and of the
+   * charts, null where there is nothing to show yet.
+   */
+  measure(server) {
     const client = this.transport.stats();
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    if (server) {
+      this.bytesPerMsg = server.messages_delivered > 0
+        ? server.bytes_out / server.messages_delivered
+        : null;
+    }
+    return {
+      client,
+      bytesPerMsg: this.bytesPerMsg ?? null,
+      requestsPerMsg: client.received > 0 ? client.requests / client.received : null,
+      p50: percentile(sorted, 0.5),
+      p99: percentile(sorted, 0.99),
+    };
+  }
+
+  /** Shows `costs`, what measure() found. */
+  renderStats(costs) {
+    const { client } = costs;
     this.stats.received.textContent = String(client.received);
     this.stats.requests.textContent = String(client.requests);
     this.stats.empty.textContent = String(client.emptyResponses);
-    if (server) {
-      this.stats.bytes_per_msg.textContent = server.messages_delivered > 0
-        ? `${Math.round(server.bytes_out / server.messages_delivered)} B`
-        : '—';
-    }
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    this.stats.p50.textContent = formatMs(percentile(sorted, 0.5));
-    this.stats.p99.textContent = formatMs(percentile(sorted, 0.99));
+    this.stats.bytes_per_msg.textContent = formatBytes(costs.bytesPerMsg);
+    this.stats.p50.textContent = formatMs(costs.p50);
+    this.stats.p99.textContent = formatMs(costs.p99);
   }
 
   async sendTyped() {
@@ -287,7 +349,64 @@ function percentile(sorted, p) {
 }
 
 function formatMs(ms) {
-  return ms === null ? '—' : `${Math.round(ms)} ms`;
+  if (ms === null) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function formatBytes(bytes) {
+  return bytes === null ? '—' : `${Math.round(bytes)} B`;
+}
+
+function formatRatio(ratio) {
+  if (ratio === null) return '—';
+  return ratio < 10 ? ratio.toFixed(2) : String(Math.round(ratio));
+}
+
+/**
+ * The strip on top: one small bar chart per cost, one bar per pane, from
+ * the same numbers the panes show. Plain elements: a bar is a span whose
+ * width (set through the CSSOM, which the page's CSP allows) is its value
+ * over the chart's largest. Each row carries its value in data-value.
+ */
+class Comparison {
+  /** The charts in index.html, by `data-metric`, and how each is shown. */
+  static METRICS = {
+    bytes_per_msg: { key: 'bytesPerMsg', format: formatBytes },
+    requests_per_msg: { key: 'requestsPerMsg', format: formatRatio },
+    p50: { key: 'p50', format: formatMs },
+  };
+
+  constructor(container, panes) {
+    this.charts = [];
+    const template = document.getElementById('bar-template').content.firstElementChild;
+    for (const [metric, { key, format }] of Object.entries(Comparison.METRICS)) {
+      const list = container.querySelector(`[data-metric="${metric}"] ol.bars`);
+      const rows = panes.map((pane) => {
+        const row = template.cloneNode(true);
+        row.dataset.transport = pane.name;
+        row.querySelector('.bar-label').textContent = pane.title;
+        list.append(row);
+        return { row, bar: row.querySelector('.bar'), value: row.querySelector('.bar-value') };
+      });
+      this.charts.push({ key, format, rows });
+    }
+  }
+
+  /** `costs[i]` is what measure() found for pane i. */
+  render(costs) {
+    for (const { key, format, rows } of this.charts) {
+      const values = costs.map((cost) => cost[key]);
+      const largest = Math.max(0, ...values.filter((v) => v !== null));
+      rows.forEach(({ row, bar, value }, i) => {
+        const v = values[i];
+        // A bar with a value is never thinner than a sliver, so it shows.
+        const width = v === null || largest === 0 ? 0 : Math.max(2, (100 * v) / largest);
+        bar.style.width = `${width.toFixed(1)}%`;
+        row.dataset.value = v === null ? '' : String(v);
+        value.textContent = format(v);
+      });
+    }
+  }
 }
 
 function readStorage(key) {
@@ -311,6 +430,7 @@ function currentUser() {
 }
 
 let panes = [];
+let comparison = null;
 
 function markReadyIfAllConnected() {
   if (panes.length > 0 && panes.every((pane) => pane.everConnected)) {
@@ -325,14 +445,23 @@ async function loadConfig() {
     if (response.ok) {
       const config = await response.json();
       return {
-        transports: TRANSPORTS.filter((Kind) => config.transports.includes(Kind.name)),
+        transports: shown(config.transports),
+        mounted: config.transports,
         maxText: config.max_text ?? DEFAULT_MAX_TEXT,
       };
     }
   } catch {
     // Fall through.
   }
-  return { transports: TRANSPORTS, maxText: DEFAULT_MAX_TEXT };
+  const every = TRANSPORTS.filter((Kind) => !Kind.adaptive).map((Kind) => Kind.name);
+  return { transports: shown(every), mounted: every, maxText: DEFAULT_MAX_TEXT };
+}
+
+/** The panes for the `mounted` transports: theirs, and an adaptive one
+ *  (Automatic) when there are at least two to choose from. */
+function shown(mounted) {
+  const known = TRANSPORTS.filter((Kind) => !Kind.adaptive && mounted.includes(Kind.name));
+  return TRANSPORTS.filter((Kind) => (Kind.adaptive ? known.length > 1 : known.includes(Kind)));
 }
 
 function setUpUser() {
@@ -386,7 +515,9 @@ async function refreshStats() {
   } catch {
     // The server is away; the client-side numbers still move.
   }
-  for (const pane of panes) pane.renderStats(server?.transports?.[pane.name]);
+  const costs = panes.map((pane) => pane.measure(server?.transports?.[pane.transport.statsName]));
+  panes.forEach((pane, i) => pane.renderStats(costs[i]));
+  comparison?.render(costs);
   announceNews();
   setTimeout(refreshStats, STATS_EVERY_MS);
 }
@@ -414,10 +545,13 @@ async function main() {
     const { title } = config.transports[0];
     document.querySelector('.intro p').textContent = `This server runs one transport, ${title}: `
       + 'the chat below arrives through it, and your messages leave through it. The demo server '
-      + '(chat-demo) runs all four side by side. The numbers show what the transport costs, live.';
+      + '(chat-demo) runs all five side by side. The numbers show what the transport costs, live.';
   }
-  panes = config.transports.map((Kind) => new Pane(Kind, config.maxText));
+  panes = config.transports.map((Kind) => new Pane(Kind, config.maxText, config.mounted));
   for (const pane of panes) container.append(pane.root);
+  const strip = document.getElementById('compare');
+  if (panes.length > 1) comparison = new Comparison(strip, panes);
+  else strip.hidden = true;
   for (const pane of panes) pane.transport.connect();
   setUpAutoSend();
   refreshStats();

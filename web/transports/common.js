@@ -25,10 +25,23 @@
 //                      server's history; cb({reset: true}) when the server's
 //                      ids started over (a restarted server with a new store)
 //   onState(cb)        cb(state), state one of STATES
-//   send(user, text)   a Promise of the stored message's {id, ...}; rejects
-//                      with a SendError
+//   onHeard(cb)        cb() whenever anything at all comes from the server:
+//                      a poll answer, a message (new or already seen), a
+//                      control line or frame. The Automatic pane (auto.js)
+//                      tells a working transport from a held-back one by it
+//   send(user, text, clientMsgId?)
+//                      a Promise of the stored message's {id, ...}; rejects
+//                      with a SendError. A caller that retries a send through
+//                      another transport passes the same clientMsgId, so the
+//                      server stores it once
 //   setOption(key, v)  changes one of its static options
 //   stats()            {requests, emptyResponses, received, state}
+//   statsName          the key of its counters in /api/stats (its name; the
+//                      Automatic pane's is the transport it is on)
+//
+// A transport that rides on the others (auto.js) also sets `static adaptive
+// = true` and offers route() and onRoute(cb): which transport it is on, and
+// why it left the others. The page shows that under its counters.
 //
 // A subclass writes start(generation), which opens its connection or request
 // loop, and stop(), which tears down whatever is on the wire; connect() and
@@ -149,6 +162,7 @@ export class Transport {
     this.counters = { requests: 0, emptyResponses: 0, received: 0 };
     this.messageListeners = [];
     this.stateListeners = [];
+    this.heardListeners = [];
     /** Aborts the fetchPage() request on the wire, if any. */
     this.inFlight = null;
   }
@@ -188,8 +202,17 @@ export class Transport {
     this.stateListeners.push(callback);
   }
 
+  onHeard(callback) {
+    this.heardListeners.push(callback);
+  }
+
   stats() {
     return { ...this.counters, state: this.state };
+  }
+
+  /** The key of this transport's counters in /api/stats. */
+  get statsName() {
+    return this.name;
   }
 
   /** Changes one of the transport's `static options` (the pane's controls
@@ -223,8 +246,14 @@ export class Transport {
     for (const callback of this.stateListeners) callback(state);
   }
 
+  /** Something came from the server (see onHeard in the top comment). */
+  heard() {
+    for (const callback of this.heardListeners) callback();
+  }
+
   /** Hands on a message unless it was seen already; true if it was new. */
   deliver(message, raw) {
+    this.heard();
     if (this.lastId !== null && message.id <= this.lastId) return false;
     this.lastId = message.id;
     this.counters.received += 1;
@@ -233,6 +262,7 @@ export class Transport {
   }
 
   deliverGap(missed) {
+    this.heard();
     this.emit({ gap: missed });
   }
 
@@ -256,6 +286,7 @@ export class Transport {
    *  and moves the cursor, also on an empty answer: the first one, without
    *  `since`, tells a client where the chat is now. */
   acceptPage(page) {
+    this.heard();
     this.backoff.reset();
     this.setState('connected');
     if (page.missed) this.deliverGap(page.missed);
@@ -334,8 +365,8 @@ export class Transport {
    * client_msg_id makes retries safe: if the first attempt was stored but
    * its answer lost, the retry gets the same message back (200, not 201).
    */
-  async send(user, text) {
-    const body = JSON.stringify({ user, text, client_msg_id: newClientMsgId(), via: this.name });
+  async send(user, text, clientMsgId = newClientMsgId()) {
+    const body = JSON.stringify({ user, text, client_msg_id: clientMsgId, via: this.name });
     const backoff = new Backoff();
     for (let attempt = 0; ; attempt += 1) {
       this.counters.requests += 1;

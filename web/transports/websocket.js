@@ -58,11 +58,10 @@ export class WebSocketTransport extends Transport {
 
   /** Sends over the socket rather than POST (this replaces the base's send):
    *  resolves with {id, client_msg_id} on the ack; rejects on an error frame. */
-  send(user, text) {
+  send(user, text, clientMsgId = newClientMsgId()) {
     if (!this.running) {
       return Promise.reject(new SendError('disconnected', 'connect the pane to send'));
     }
-    const clientMsgId = newClientMsgId();
     const frame = JSON.stringify({ type: 'send', user, text, client_msg_id: clientMsgId });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -109,6 +108,7 @@ export class WebSocketTransport extends Transport {
     } catch {
       return; // not from our server
     }
+    this.heard();
     if (frame.type === undefined) {
       this.deliver(frame, data);
     } else if (frame.type === 'gap') {

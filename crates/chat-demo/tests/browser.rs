@@ -9,12 +9,18 @@
 //! stderr; under `CI=true` a missing browser always fails, skip or not.
 //! `CHAT_SCREENSHOT=path.png` makes `counters_move` also save a screenshot
 //! of the page in use (that is how `docs/screenshot.png` is made).
+//!
+//! The Automatic pane is tested twice: on a direct connection it must settle
+//! on WebSocket, and behind [`bad_proxy`] (a proxy that strips the WebSocket
+//! upgrade and holds back never-ending responses) it must fall back to long
+//! polling, saying why it left each better transport.
 
 #[allow(dead_code)]
 #[path = "suite/helpers.rs"]
 mod helpers;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
@@ -24,10 +30,19 @@ use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::{Page, ScreenshotParams};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use helpers::{PATIENCE, TestApp, spawn_app};
 
-const PANES: [&str; 4] = ["polling", "longpoll", "sse", "websocket"];
+/// The panes, in page order: one per transport, then the Automatic one.
+const PANES: [&str; 6] = ["polling", "longpoll", "sse", "websocket", "stream", "auto"];
+
+/// The `via` of a message sent from `pane` on a direct connection: its
+/// transport's name; the Automatic pane sends through WebSocket.
+fn via_of(pane: &str) -> &str {
+    if pane == "auto" { "websocket" } else { pane }
+}
 
 /// Where the browser is looked for when `CHROMIUM` is not set.
 const CHROMIUM_PATHS: [&str; 3] = [
@@ -102,6 +117,19 @@ async fn open_page() -> Option<Session> {
 
 /// A browser on `app`'s page, once every pane is connected.
 async fn open_page_on(app: TestApp) -> Option<Session> {
+    let url = app.url("/");
+    open_page_at(
+        app,
+        &url,
+        "every pane connected",
+        "document.body.dataset.ready === 'true'",
+    )
+    .await
+}
+
+/// A browser on the page at `url` (`app`'s, or a proxy in front of it),
+/// once `ready` (a script expression, described by `what`) holds.
+async fn open_page_at(app: TestApp, url: &str, what: &str, ready: &str) -> Option<Session> {
     let chromium = match find_chromium() {
         Ok(path) => path,
         Err(looked) => {
@@ -135,19 +163,14 @@ async fn open_page_on(app: TestApp) -> Option<Session> {
         .expect("browser config");
     let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
     tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let page = browser.new_page(app.url("/")).await.expect("page opens");
+    let page = browser.new_page(url).await.expect("page opens");
     let session = Session {
         app,
         browser,
         page,
         _profile: profile,
     };
-    session
-        .wait_for(
-            "every pane connected",
-            "document.body.dataset.ready === 'true'",
-        )
-        .await;
+    session.wait_for(what, ready).await;
     Some(session)
 }
 
@@ -215,9 +238,11 @@ fn js_string(text: &str) -> String {
     serde_json::to_string(text).expect("string")
 }
 
-/// The page loads with four panes, each connected, in order.
+/// The page loads with six panes, each connected, in order, and the
+/// Automatic pane, on a direct connection, settles on WebSocket without
+/// giving anything up.
 #[tokio::test]
-async fn page_loads_with_four_connected_panes() {
+async fn page_loads_with_six_connected_panes() {
     let Some(session) = open_page().await else {
         return;
     };
@@ -233,10 +258,19 @@ async fn page_loads_with_four_connected_panes() {
             .await;
         assert_eq!(state, "connected", "{pane}");
     }
+    let now: String = session
+        .js("document.querySelector('.pane[data-transport=auto]').dataset.transportNow")
+        .await;
+    assert_eq!(now, "websocket", "Automatic on a direct connection");
+    let left: u32 = session
+        .js("document.querySelectorAll('.pane[data-transport=auto] [data-left]').length")
+        .await;
+    assert_eq!(left, 0, "Automatic gave nothing up");
     session.close().await;
 }
 
-/// A transport's own server serves the same page with only its pane.
+/// A transport's own server serves the same page with only its pane: no
+/// Automatic pane (nothing to choose from) and no comparison strip.
 #[tokio::test]
 async fn a_transport_server_shows_only_its_pane() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -260,6 +294,10 @@ async fn a_transport_server_shows_only_its_pane() {
         .js("[...document.querySelectorAll('.pane')].map(p => p.dataset.transport)")
         .await;
     assert_eq!(panes, ["sse"]);
+    let strip_hidden: bool = session
+        .js("document.getElementById('compare').hidden")
+        .await;
+    assert!(strip_hidden, "one pane has nothing to compare");
     session.send_from("sse", "alone").await;
     session
         .wait_for(
@@ -270,10 +308,10 @@ async fn a_transport_server_shows_only_its_pane() {
     session.close().await;
 }
 
-/// A message typed into each pane appears once in all four, marked with the
-/// transport that sent it.
+/// A message typed into each pane, the Automatic one included, appears once
+/// in all six, marked with the transport that sent it.
 #[tokio::test]
-async fn a_message_from_each_pane_appears_once_in_all_four() {
+async fn a_message_from_each_pane_appears_once_in_all() {
     let Some(session) = open_page().await else {
         return;
     };
@@ -287,15 +325,16 @@ async fn a_message_from_each_pane_appears_once_in_all_four() {
                     &format!(
                         "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
                          .filter(li => li.querySelector('.text').textContent === {text}\
-                                  && li.dataset.via === '{sender}').length === 1",
-                        text = js_string(&text)
+                                  && li.dataset.via === '{via}').length === 1",
+                        text = js_string(&text),
+                        via = via_of(sender),
                     ),
                 )
                 .await;
         }
     }
     let stored = session.app.server.state.store.stats().last_id;
-    assert_eq!(stored, 4, "one message per pane, no duplicates stored");
+    assert_eq!(stored, 6, "one message per pane, no duplicates stored");
     session.close().await;
 }
 
@@ -452,6 +491,8 @@ async fn counters_move() {
             .await;
     }
     if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        // Let the charts' bars finish their transition.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         session
             .page
             .save_screenshot(ScreenshotParams::builder().full_page(true).build(), &path)
@@ -459,4 +500,245 @@ async fn counters_move() {
             .expect("screenshot");
     }
     session.close().await;
+}
+
+/// The strip on top compares the panes: three charts with one bar per pane,
+/// empty before anything was delivered, and growing and changing as
+/// messages flow.
+#[tokio::test]
+async fn the_comparison_strip_bars_move() {
+    let Some(session) = open_page().await else {
+        return;
+    };
+    const METRICS: [&str; 3] = ["bytes_per_msg", "requests_per_msg", "p50"];
+    let rows = |metric: &str| {
+        format!("[...document.querySelectorAll('#compare [data-metric={metric}] .bar-row')]")
+    };
+    for metric in METRICS {
+        let order: Vec<String> = session
+            .js(&format!("{}.map(r => r.dataset.transport)", rows(metric)))
+            .await;
+        assert_eq!(order, PANES, "{metric}: one bar per pane, in page order");
+    }
+    let before: Vec<String> = session
+        .js(&format!("{}.map(r => r.dataset.value)", rows("p50")))
+        .await;
+    assert!(
+        before.iter().all(String::is_empty),
+        "no latency before any live message: {before:?}"
+    );
+    for i in 0..5 {
+        session.app.say("ana", &format!("chart {i}")).await;
+    }
+    for metric in METRICS {
+        session
+            .wait_for(
+                &format!("every {metric} bar has a value and a width"),
+                &format!(
+                    "{}.every(r => r.dataset.value !== '' \
+                        && r.querySelector('.bar').getBoundingClientRect().width > 0 \
+                        && /\\d/.test(r.querySelector('.bar-value').textContent))",
+                    rows(metric)
+                ),
+            )
+            .await;
+    }
+    // Polling keeps asking while nothing happens: its requests per message
+    // climb, and the bars follow.
+    let polling = |metric: &str| {
+        format!(
+            "document.querySelector('#compare [data-metric={metric}] .bar-row[data-transport=polling]').dataset.value"
+        )
+    };
+    let first: String = session.js(&polling("requests_per_msg")).await;
+    session
+        .wait_for(
+            "polling's requests per message move",
+            &format!("{} !== {}", polling("requests_per_msg"), js_string(&first)),
+        )
+        .await;
+    session.close().await;
+}
+
+/// Behind a proxy that strips the WebSocket upgrade and holds back
+/// never-ending responses, the Automatic pane ends on long polling: the
+/// upgrade is refused; SSE, taken when it opened on an empty chat, is given
+/// up once a message it should have carried does not come; streaming,
+/// tried once the chat has a message, delivers nothing. The message sent
+/// meanwhile shows once. A reload starts on long polling, remembered for the
+/// tab's session.
+#[tokio::test]
+async fn automatic_falls_back_behind_a_bad_proxy() {
+    let app = spawn_app().await;
+    let upstream: SocketAddr = app.server.addr;
+    let proxy = bad_proxy(upstream).await;
+    let now = "document.querySelector('.pane[data-transport=auto]').dataset.transportNow";
+    let left = |transport: &str| {
+        format!(
+            "document.querySelector('.pane[data-transport=auto] [data-left][data-transport={transport}]')?.dataset.reason"
+        )
+    };
+    let Some(session) = open_page_at(
+        app,
+        &format!("http://{proxy}/"),
+        "Automatic on SSE, taken as it opened on an empty chat",
+        &format!("{now} === 'sse'"),
+    )
+    .await
+    else {
+        return;
+    };
+    let reason: String = session.js(&left("websocket")).await;
+    assert_eq!(reason, "refused", "the stripped upgrade");
+
+    session.send_from("auto", "through a bad proxy").await;
+    session
+        .wait_for(
+            "Automatic on long polling",
+            &format!("{now} === 'longpoll'"),
+        )
+        .await;
+    let reasons: Vec<(String, String)> = session
+        .js(
+            "[...document.querySelectorAll('.pane[data-transport=auto] [data-left]')]\
+             .map(li => [li.dataset.transport, li.dataset.reason])",
+        )
+        .await;
+    let expected = [
+        ("websocket", "refused"),
+        ("sse", "silent"),
+        ("stream", "silent"),
+    ]
+    .map(|(t, r)| (t.to_owned(), r.to_owned()));
+    assert_eq!(reasons, expected);
+    session
+        .wait_for(
+            "the message shows once, sent through SSE's POST",
+            "[...document.querySelectorAll('.pane[data-transport=auto] ol.messages li[data-id]')]\
+             .filter(li => li.querySelector('.text').textContent === 'through a bad proxy' \
+                      && li.dataset.via === 'sse').length === 1",
+        )
+        .await;
+    let ids = session.ids("auto").await;
+    assert_eq!(ids, [1]);
+
+    session.js::<bool>("(location.reload(), true)").await;
+    session
+        .wait_for(
+            "after a reload, Automatic starts on long polling",
+            &format!(
+                "document.readyState === 'complete' && {now} === 'longpoll' \
+                 && document.querySelectorAll('.pane[data-transport=auto] [data-left]').length === 0"
+            ),
+        )
+        .await;
+    session.close().await;
+}
+
+/// A badly set-up proxy in front of `upstream`, like an nginx without the
+/// WebSocket lines and with buffering forced on: it drops the `Upgrade` and
+/// `Connection` headers of every request, and of a response to
+/// `/sse/` or `/stream/` it passes the head but holds the body back until
+/// 64 KiB have gathered. One request per connection (`connection: close`).
+async fn bad_proxy(upstream: SocketAddr) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the proxy");
+    let addr = listener.local_addr().expect("the proxy's address");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // A connection that breaks is the browser's to retry.
+                let _ = relay(client, upstream).await;
+            });
+        }
+    });
+    addr
+}
+
+/// What the proxy holds back from a never-ending response.
+const PROXY_BUFFER: usize = 64 * 1024;
+
+/// One request through [`bad_proxy`].
+async fn relay(mut client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+    let (head, rest) = read_head(&mut client).await?;
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let path = request_line.split(' ').nth(1).unwrap_or("/");
+    let held = path.starts_with("/sse/") || path.starts_with("/stream/");
+    let mut forwarded = format!("{request_line}\r\n");
+    for line in lines.filter(|l| !l.is_empty()) {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !matches!(name.as_str(), "connection" | "upgrade" | "keep-alive") {
+            forwarded.push_str(line);
+            forwarded.push_str("\r\n");
+        }
+    }
+    forwarded.push_str("connection: close\r\n\r\n");
+
+    let mut server = TcpStream::connect(upstream).await?;
+    server.write_all(forwarded.as_bytes()).await?;
+    server.write_all(&rest).await?;
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    // The request's body, if any, and the client's hang-up.
+    let mut up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+    });
+    let down = async {
+        if held {
+            let (head, mut body) = read_head(&mut from_server).await?;
+            to_client.write_all(&head).await?;
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = from_server.read(&mut chunk).await?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+                if body.len() >= PROXY_BUFFER {
+                    to_client.write_all(&body).await?;
+                    body.clear();
+                }
+            }
+            to_client.write_all(&body).await?;
+        } else {
+            tokio::io::copy(&mut from_server, &mut to_client).await?;
+        }
+        to_client.shutdown().await
+    };
+    tokio::select! {
+        // The browser hung up (say, it aborted a held stream).
+        _ = &mut up => Ok(()),
+        done = down => {
+            // Answered: let the browser read it all and hang up, rather than
+            // closing under it (which could reset the connection).
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut up).await;
+            up.abort();
+            done
+        }
+    }
+}
+
+/// Reads up to the end of an HTTP head: the head (blank line included) and
+/// whatever came after it.
+async fn read_head<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = bytes.split_off(end + 4);
+            return Ok((bytes, rest));
+        }
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
 }
