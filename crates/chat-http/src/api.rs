@@ -1,8 +1,10 @@
 //! The endpoints every server has, whatever transports it mounts:
-//! `POST /api/messages` and `GET /api/stats`, plus the error type and query
-//! parsing the transports share.
+//! `POST /api/messages` and `GET /api/stats`, plus the error type, query
+//! parsing and JSON parsing the transports share.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 use actix_web::http::{StatusCode, header};
@@ -10,11 +12,15 @@ use actix_web::web::{self, Data};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
+
 use chat_protocol::{ConfigBody, ErrorBody, SendRequest, StatsBody, StoreSnapshot, Transport};
 use chat_store::{Appended, Cursor, CursorError, Epoch, NewMessage, SendError, SendFailure, Via};
 
 use crate::AppState;
 use crate::accounting::count_bytes_by_via;
+use crate::limits;
+use crate::stats::Refusals;
 
 /// Every way a request can be refused. Each maps to a status and a JSON body
 /// `{"error":{"code":"…","message":"…"}}`.
@@ -41,6 +47,21 @@ pub enum ApiError {
     /// The body could not be read.
     #[error("could not read the request body: {0}")]
     Payload(String),
+    /// The body did not arrive within `--body-timeout`.
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout {
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The request head is larger than [`limits::MAX_REQUEST_HEAD`].
+    #[error("the request head is larger than {limit} bytes")]
+    HeadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The server is shutting down: nothing is stored any more.
+    #[error("the server is shutting down; send again once it is back, or to another instance")]
+    ShuttingDown,
     /// A query parameter is not what it must be.
     #[error("{name} {reason}")]
     BadQuery {
@@ -76,6 +97,9 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Payload(_) => "bad_body",
+            ApiError::BodyTimeout { .. } => "body_timeout",
+            ApiError::HeadTooLarge { .. } => "head_too_large",
+            ApiError::ShuttingDown => "shutting_down",
             ApiError::BadQuery { .. } => "invalid_query",
             ApiError::Cursor(_) => "cursor_ahead",
             ApiError::StoreUnavailable(_) => "store_unavailable",
@@ -88,15 +112,24 @@ impl ApiError {
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .insert_header(NOSNIFF)
         .json(ErrorBody::new(code, message))
 }
+
+/// `X-Content-Type-Options: nosniff` on every JSON answer: a browser must
+/// never read one as HTML or script, whatever text a user put in it.
+pub const NOSNIFF: (header::HeaderName, &str) = (header::X_CONTENT_TYPE_OPTIONS, "nosniff");
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -112,6 +145,7 @@ pub fn fresh_json(body: bytes::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .insert_header(NOSNIFF)
         .body(body)
 }
 
@@ -129,10 +163,12 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
 
 /// Any other path under `/api`: a JSON 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    HttpResponse::NotFound().json(ErrorBody::new(
-        "not_found",
-        &format!("no route for {} {}", req.method(), req.path()),
-    ))
+    HttpResponse::NotFound()
+        .insert_header(NOSNIFF)
+        .json(ErrorBody::new(
+            "not_found",
+            &format!("no route for {} {}", req.method(), req.path()),
+        ))
 }
 
 /// `POST /api/messages`: store a message, answer 201 with it (or 200 with the
@@ -140,32 +176,30 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 async fn send(
     req: HttpRequest,
     state: Data<AppState>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.config.max_body;
+    if state.sends.is_closing() {
+        return Err(ApiError::ShuttingDown);
+    }
     if !is_json(&req) {
         return Err(ApiError::UnsupportedMediaType);
     }
     // Refuse from the head alone when the client announces too much, so the
-    // answer goes out while it is still sending.
-    if req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|len| len > limit as u64)
-    {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::Payload(e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::BodyTooLarge { limit });
+    // answer goes out while it is still sending (the server's guard does
+    // this for every route; an app without it still gets it here).
+    limits::refuse_from_head(req.head(), &state)?;
+    // The body must arrive within the timeout, and is not waited for once
+    // shutdown has begun.
+    let body = tokio::select! {
+        read = read_body(payload, state.config.max_body) => read,
+        _ = tokio::time::sleep(state.config.body_timeout()) => {
+            Refusals::count(&state.stats.refused.body_timeouts);
+            tracing::info!(timeout_s = state.config.body_timeout, "request body timed out");
+            Err(ApiError::BodyTimeout { seconds: state.config.body_timeout })
         }
-        body.extend_from_slice(&chunk);
-    }
-    let parsed: SendRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        _ = state.sends.closing() => Err(ApiError::ShuttingDown),
+    }?;
+    let parsed: SendRequest = parse_object(&body)?;
     let via = parsed.via.unwrap_or(Via::Api);
     // Tell the byte counter which transport this send belongs to.
     if let Some(transport) = Transport::from_via(via) {
@@ -175,6 +209,8 @@ async fn send(
         req.extensions_mut().insert(transport);
     }
 
+    // Stored and acknowledged only while the gate is open (see `shutdown`).
+    let permit = state.sends.enter().await.ok_or(ApiError::ShuttingDown)?;
     let appended = state
         .log
         .send(NewMessage {
@@ -184,6 +220,7 @@ async fn send(
             via,
         })
         .await?;
+    permit.acked(appended.message().id);
     let status = match appended {
         Appended::Created(_) => StatusCode::CREATED,
         Appended::Existing(_) => StatusCode::OK,
@@ -191,7 +228,57 @@ async fn send(
     Ok(HttpResponse::build(status)
         .content_type("application/json")
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .insert_header(NOSNIFF)
         .body(appended.message().json.clone()))
+}
+
+/// Reads a request body of at most `limit` bytes.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Payload(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Parses `json` as a `T` that must be written as a JSON *object*.
+///
+/// serde lets a struct be read from a sequence of its fields in order, so
+/// `["ana","hi"]` would otherwise pass for `{"user":"ana","text":"hi"}`; the
+/// contract's messages and frames are objects, and nothing else is one.
+pub fn parse_object<T: DeserializeOwned>(json: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice::<Object<T>>(json)
+        .map(|object| object.0)
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+/// A `T` read only from a JSON object.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(OnlyMaps(PhantomData))
+            .map(Object)
+    }
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -206,6 +293,7 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
     let store = state.store.stats();
     HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .insert_header(NOSNIFF)
         .json(StatsBody {
             transports: state.stats.snapshot(),
             store: StoreSnapshot {
@@ -223,6 +311,7 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
 async fn config(state: Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+        .insert_header(NOSNIFF)
         .json(ConfigBody {
             transports: state.transports.to_vec(),
             epoch: state.store.epoch(),
@@ -233,18 +322,29 @@ async fn config(state: Data<AppState>) -> HttpResponse {
 }
 
 /// A request's query parameters, parsed strictly: a parameter that is present
-/// but malformed is an error, never silently ignored.
+/// but malformed, or given twice, is an error, never silently ignored (nor
+/// silently the last of two).
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    /// Parses the query string of `req`.
+    /// Parses the query string of `req` (percent-decoded, `+` as a space).
     pub fn parse(req: &HttpRequest) -> Result<Self, ApiError> {
-        serde_urlencoded::from_str(req.query_string())
-            .map(Query)
-            .map_err(|e| ApiError::BadQuery {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::BadQuery {
                 name: "query",
                 reason: format!("is not a valid query string: {e}"),
-            })
+            })?;
+        let mut params = HashMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                return Err(ApiError::BadQuery {
+                    name: "query",
+                    reason: format!("gives {name:?} more than once"),
+                });
+            }
+            params.insert(name, value);
+        }
+        Ok(Query(params))
     }
 
     /// `limit`, the size of a page: 1 to `max`, larger values clamped, `max`
@@ -276,14 +376,28 @@ impl Query {
         Ok(self.number::<u64>("since")?.map(Cursor))
     }
 
-    /// A whole-number parameter, if present.
+    /// A whole-number parameter, if present (see [`whole_number`]).
     pub fn number<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ApiError> {
         match self.0.get(name) {
             None => Ok(None),
-            Some(raw) => raw.parse::<T>().map(Some).map_err(|_| ApiError::BadQuery {
-                name,
-                reason: format!("must be a whole number that fits in 64 bits, got {raw:?}"),
-            }),
+            Some(raw) => whole_number(raw)
+                .map(Some)
+                .ok_or_else(|| ApiError::BadQuery {
+                    name,
+                    reason: format!(
+                        "must be a whole number (ASCII digits) that fits in 64 bits, got {raw:?}"
+                    ),
+                }),
         }
     }
+}
+
+/// `raw` as a whole number if it is one or more ASCII digits and fits in a
+/// `T`. Rust's own parsing also takes a leading `+` (`%2B1` in a query),
+/// which the contract does not.
+pub fn whole_number<T: FromStr>(raw: &str) -> Option<T> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
 }

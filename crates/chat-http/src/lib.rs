@@ -15,14 +15,22 @@
 //!   that turns every refusal into a status and the contract's error body, and
 //!   strict query parsing, so that `since=abc`, `since=-1` and
 //!   `since=18446744073709551616` are clear 400s.
+//! - [`limits`]: what a request may be, decided from its head before its
+//!   body is read (431 for a head over 16 KiB, 413 for a body announced over
+//!   the limit, with no `100 Continue` before it).
+//! - [`shutdown`]: the gate every send passes, closed first on shutdown, so
+//!   that no send is acknowledged that the streams will not carry.
+//! - [`forwarded`]: the host a request was addressed to, believing
+//!   `Forwarded` and `X-Forwarded-Host` only from `--trusted-proxies`.
 //! - [`stats`]: per-transport counters (requests, open, bytes in and out,
-//!   messages delivered, empty responses).
+//!   messages delivered, empty responses), and what the limits refused.
 //! - [`accounting`]: the middleware that counts bytes *on the wire*, heads and
 //!   framing included, so that `bytes_out / messages_delivered` is the real
 //!   cost of a message on each transport.
 //! - [`streaming`]: what only the streaming transports need: the slow-reader
-//!   rule ([`Backlog`]), the [`Connection`] handle that can reset a stalled
-//!   client safely, and [`End`], the outcome of every connection loop.
+//!   rules ([`Backlog`]: messages behind, bytes unsent), the [`Connection`]
+//!   handle that can reset a stalled client safely, the drain on shutdown,
+//!   and [`End`], the outcome of every connection loop.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
 //!   requests and streams listen to, and [`run_binary`], the `main` of every
@@ -38,8 +46,11 @@
 pub mod accounting;
 pub mod api;
 pub mod config;
+pub mod forwarded;
+pub mod limits;
 pub mod page;
 pub mod server;
+pub mod shutdown;
 pub mod stats;
 pub mod streaming;
 

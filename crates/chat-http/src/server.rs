@@ -5,11 +5,17 @@ use std::io::{self, IsTerminal};
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use actix_web::http::header;
-use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpServer, web};
+use actix_http::{HttpService, Protocol, error::DispatchError};
+use actix_server::{Server, ServerHandle};
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Extensions, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpMessage, web};
 use clap::{Args, Command, FromArgMatches};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,9 +26,11 @@ use chat_protocol::Transport;
 
 use crate::api;
 use crate::config::Config;
+use crate::limits;
 use crate::page::{PageSource, WebDirError};
+use crate::shutdown::SendGate;
 use crate::stats::Stats;
-use crate::streaming::remember_socket;
+use crate::streaming::Wired;
 
 /// The page may load scripts, styles and connections from its own origin
 /// only; no inline script can run, even if user text were ever mistaken for
@@ -30,6 +38,17 @@ use crate::streaming::remember_socket;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The page sends no `Referer` anywhere: its address (and so the server's
+/// name, and any query string) is nobody else's business.
+pub const REFERRER_POLICY: &str = "no-referrer";
+
+/// How long a client may take to send a request head (actix's default).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection is kept, after its last answer, for a client that
+/// should close it (actix's default).
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything a handler needs, shared by every worker.
 #[derive(Clone)]
@@ -44,9 +63,13 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// The server's settings.
     pub config: Arc<Config>,
-    /// Cancelled when the server starts shutting down: held long polls answer,
-    /// streams end, sockets close with 1001.
+    /// Cancelled when the server starts shutting down, once no send can be
+    /// acknowledged any more: held long polls answer, streams hand over what
+    /// is stored and end, sockets close with 1001.
     pub shutdown: CancellationToken,
+    /// The gate every send passes; closed first on shutdown (see
+    /// [`crate::shutdown`]).
+    pub sends: Arc<SendGate>,
     /// The transports this server mounts (set by [`start`]), for `/api/config`.
     pub transports: Arc<[Transport]>,
 }
@@ -75,6 +98,7 @@ impl AppState {
             stats: Arc::new(Stats::default()),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
+            sends: Arc::default(),
             transports: Arc::new([]),
         }
     }
@@ -119,10 +143,18 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Graceful shutdown: tell every held request and stream to finish,
-    /// stop accepting, and wait (up to `shutdown_timeout`) for in-flight
-    /// requests to be answered.
+    /// Graceful shutdown: refuse every send from now on (waiting for those
+    /// under way), then tell every held request and stream to finish (streams
+    /// first hand over what is stored), stop accepting, and wait (up to
+    /// `shutdown_timeout`) for in-flight requests to be answered.
     pub async fn shutdown(self) -> io::Result<()> {
+        let grace = Duration::from_secs(self.state.config.shutdown_timeout);
+        if tokio::time::timeout(grace, self.state.sends.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sends under way did not finish within the shutdown timeout");
+        }
         self.state.shutdown.cancel();
         self.handle.stop(true).await;
         self.task.await.map_err(io::Error::other)?
@@ -131,6 +163,14 @@ impl RunningServer {
 
 /// Starts a server on `listener` with the shared endpoints, the given
 /// transports and the page. Must be called inside a Tokio runtime.
+///
+/// The server is assembled from actix's parts rather than with
+/// `actix_web::HttpServer`, for two things `HttpServer` does not let an app
+/// set: the `Expect: 100-continue` service (so that a body over the limit is
+/// refused before the client is told to send it: see [`crate::limits`]), and
+/// the socket itself, wrapped so that a streaming connection knows how many
+/// of its bytes are still in the server's memory (see
+/// [`crate::streaming::Backlog`]). The other settings are `HttpServer`'s.
 pub fn start(
     listener: TcpListener,
     mut state: AppState,
@@ -141,7 +181,7 @@ pub fn start(
     state.transports = mounts.iter().map(|m| m.transport).collect();
     let data = web::Data::new(state.clone());
     let mounts = mounts.to_vec();
-    let mut server = HttpServer::new(move || {
+    let app = move || {
         let mut app = App::new().app_data(data.clone()).configure(api::mount);
         for mount in &mounts {
             app = app.configure(|cfg| (mount.routes)(cfg));
@@ -150,25 +190,58 @@ pub fn start(
             page.serve(web::scope("")).wrap(
                 DefaultHeaders::new()
                     .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, REFERRER_POLICY)),
             ),
         )
         .default_service(web::to(api::not_found))
-    })
-    // Connection settings first: `listen` captures them.
-    .on_connect(remember_socket)
-    // By default actix lets a client half-close its side and still waits to
-    // answer it, which also means a client that *hangs up* during a held
-    // long poll is only noticed when the answer is finally written. Treating
-    // EOF as "gone" drops the held request at once.
-    .h1_allow_half_closed(false)
-    .listen(listener)?
-    .disable_signals()
-    .shutdown_timeout(state.config.shutdown_timeout);
+        .wrap(from_fn(limits::guard))
+        .wrap(from_fn(instance_header))
+    };
+
+    let mut builder = Server::build()
+        .disable_signals()
+        .shutdown_timeout(state.config.shutdown_timeout);
     if state.config.workers > 0 {
-        server = server.workers(state.config.workers);
+        builder = builder.workers(state.config.workers);
     }
-    let server = server.run();
+    let stopping = builder.graceful_shutdown_signal();
+    let expect_state = state.clone();
+    let builder = builder.listen("chat", listener, move || {
+        let stopping = stopping.clone();
+        let http = HttpService::build()
+            // Idle keep-alive connections close as soon as a graceful stop
+            // begins, as with `HttpServer`.
+            .graceful_shutdown_signal(move || {
+                let stopping = stopping.clone();
+                async move { stopping.notified().await }
+            })
+            .client_request_timeout(HEAD_TIMEOUT)
+            .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+            // By default actix lets a client half-close its side and still
+            // waits to answer it, which also means a client that *hangs up*
+            // during a held long poll is only noticed when the answer is
+            // finally written. Treating EOF as "gone" drops the held request
+            // at once.
+            .h1_allow_half_closed(false)
+            .local_addr(addr)
+            .on_connect_ext(|io: &Wired, ext: &mut Extensions| io.remember(ext))
+            .expect(limits::expect_continue(expect_state.clone()))
+            .finish(map_config(
+                app()
+                    .into_factory()
+                    .map_err(|e: actix_web::Error| e.error_response()),
+                // No URL is generated from it, and the origin check reads
+                // the request's own `Host`.
+                |_| AppConfig::default(),
+            ));
+        fn_service(|io: TcpStream| async move {
+            let peer = io.peer_addr().ok();
+            Ok::<_, DispatchError>((Wired::new(io), Protocol::Http1, peer))
+        })
+        .and_then(http)
+    })?;
+    let server = builder.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(RunningServer {
@@ -177,6 +250,41 @@ pub fn start(
         handle,
         task,
     })
+}
+
+/// The response header that names the instance that answered (a shared store only).
+pub const INSTANCE_HEADER: &str = "x-chat-instance";
+
+/// Adds [`INSTANCE_HEADER`] to every response when the log is shared
+/// (`--store redis://…`), so that a client behind a load balancer sees which
+/// instance answered; a server on its own adds nothing, so its byte counts do
+/// not change. The transports' accounting measured the head before this runs,
+/// so the line's bytes are added to the transport that answered here.
+async fn instance_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut res = next.call(req).await?;
+    let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(res);
+    };
+    if state.log.backend() != "redis" {
+        return Ok(res);
+    }
+    // An instance name is an epoch: `[A-Za-z0-9_-]`, always a valid value.
+    let Ok(value) = HeaderValue::from_str(&state.instance) else {
+        return Ok(res);
+    };
+    let path = res.request().path();
+    let named = res.request().extensions().get::<Transport>().copied();
+    let counted = named.or_else(|| Transport::ALL.into_iter().find(|t| t.route() == path));
+    if let Some(transport) = counted {
+        let line = INSTANCE_HEADER.len() + ": ".len() + value.len() + "\r\n".len();
+        state.stats.of(transport).add_out(line);
+    }
+    let name = HeaderName::from_static(INSTANCE_HEADER);
+    res.headers_mut().insert(name, value);
+    Ok(res)
 }
 
 /// Why a server could not start. Each has its own exit code, so that a

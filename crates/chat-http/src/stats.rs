@@ -57,10 +57,48 @@ impl Counters {
     }
 }
 
+/// Requests and connections refused or cut off by a limit of the server
+/// (not by the contract's rules on messages). Logged as they happen and kept
+/// here for tests and operators; `/api/stats` keeps the contract's shape.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    /// Request bodies that did not arrive within `--body-timeout` (408).
+    pub body_timeouts: AtomicU64,
+    /// Request heads over [`crate::limits::MAX_REQUEST_HEAD`] (431).
+    pub heads_too_large: AtomicU64,
+    /// Streaming connections reset because they held `--max-unsent` bytes
+    /// their client did not take for [`crate::streaming::STALL_GRACE`].
+    pub stalled: AtomicU64,
+}
+
+impl Refusals {
+    /// Request bodies that timed out so far.
+    pub fn body_timeouts(&self) -> u64 {
+        self.body_timeouts.load(Relaxed)
+    }
+
+    /// Request heads refused as too large so far.
+    pub fn heads_too_large(&self) -> u64 {
+        self.heads_too_large.load(Relaxed)
+    }
+
+    /// Stalled streaming connections reset so far.
+    pub fn stalled(&self) -> u64 {
+        self.stalled.load(Relaxed)
+    }
+
+    /// Adds one to `counter`.
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
 /// Counters for every transport, in the order of [`Transport::ALL`].
 #[derive(Debug, Default)]
 pub struct Stats {
     counters: [Counters; Transport::ALL.len()],
+    /// What the server's own limits refused or cut off.
+    pub refused: Refusals,
 }
 
 impl Stats {

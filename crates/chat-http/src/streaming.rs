@@ -19,8 +19,25 @@
 //!
 //! Only three things differ between transports: how an item is framed, what
 //! the client may send, and what the heartbeat is.
+//!
+//! Two bounds keep a client that reads slowly, or not at all, from costing
+//! the server without limit, and both end in a reset (`End::TooSlow`) the
+//! client resumes from:
+//!
+//! - in **messages** ([`Backlog`], `--backlog`): how far behind the live chat
+//!   it may fall;
+//! - in **bytes** (`--max-unsent`): how much it may leave unread in the
+//!   server's memory, queued for it or in actix's write buffer. At the bound
+//!   nothing more is handed over until it reads; if it does not within
+//!   [`STALL_GRACE`], it is cut off.
+//!
+//! On shutdown a connection first hands its client everything the store
+//! holds (every acknowledged send: see `shutdown.rs`), for at most
+//! [`DRAIN_GRACE`], and then ends.
 
+use std::cell::Cell;
 use std::future::Future;
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -28,13 +45,29 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
+use actix_web::rt::net::TcpStream;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
-use chat_protocol::Cursor;
-use chat_store::Store;
+use chat_protocol::{Cursor, Epoch, MessageId};
+use chat_store::{Page, Store};
 
 use crate::AppState;
+use crate::stats::Refusals;
+
+/// How long a connection holding `--max-unsent` bytes may go without its
+/// client taking enough of them to make room for the next item, before it
+/// is cut off. A client that reads at all, however slowly, makes room well
+/// within it (an 8 KB message on a 2 KB/s link); one that has stopped never
+/// does.
+pub const STALL_GRACE: Duration = Duration::from_secs(5);
+
+/// How long, once shutdown has begun, a connection may take to hand its
+/// client the messages stored before it, before it ends regardless.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Why a connection's loop ended, and so how it is closed.
 #[derive(Debug)]
@@ -50,7 +83,7 @@ pub enum End<C> {
     Close(C),
 }
 
-/// One connection's slow-reader bound.
+/// One connection's slow-reader bounds, in messages and in bytes.
 ///
 /// A streaming connection hands items to a bounded queue that drains only as
 /// fast as its client reads. When the queue is full the connection's task
@@ -65,20 +98,33 @@ pub enum End<C> {
 /// reading is cut off once `backlog` new messages have arrived that it could
 /// not take, and resumes from its cursor; `backlog` stays below the history
 /// bound, so the messages it needs are still there.
-#[derive(Debug, Clone, Copy)]
+///
+/// The queue's bound is in items, and items may be large, so the bytes a
+/// connection holds are bounded too (`--max-unsent`): the bytes handed over
+/// and not yet taken by actix, plus those actix took and could not write to
+/// the socket yet. An item that would take the connection past the bound
+/// waits until the client reads (one item alone always fits); if no room
+/// comes within [`STALL_GRACE`], the client has stopped, and is cut off.
+#[derive(Debug)]
 pub struct Backlog {
     /// The newest message when the connection opened.
     live_from: Cursor,
     /// How many messages behind the live chat the client may fall.
     bound: u64,
+    /// How many bytes the connection may hold for its client.
+    max_unsent: usize,
+    /// The connection's bytes on their way to the client.
+    flow: Rc<Flow>,
 }
 
 impl Backlog {
-    /// The bound for a connection opening now.
-    pub fn new(store: &Store, bound: u64) -> Self {
+    /// The bounds for `connection`, opening now, from the server's settings.
+    pub fn new(state: &AppState, connection: &Connection) -> Self {
         Backlog {
-            live_from: store.newest(),
-            bound,
+            live_from: state.store.newest(),
+            bound: state.config.backlog,
+            max_unsent: state.config.max_unsent,
+            flow: connection.flow.clone(),
         }
     }
 
@@ -90,28 +136,92 @@ impl Backlog {
             .wait_beyond(Cursor(floor.0.saturating_add(self.bound)))
             .await;
     }
+
+    /// Waits until `bytes` more fit within the byte bound; `Err` after
+    /// [`STALL_GRACE`] without room.
+    async fn room_for(&self, bytes: usize) -> Result<(), Stalled> {
+        let deadline = Instant::now() + STALL_GRACE;
+        loop {
+            // Registered before the check, so a move in between is not missed.
+            let moved = self.flow.wire.moved.notified();
+            let unsent = self.flow.unsent();
+            if unsent == 0 || unsent + bytes <= self.max_unsent {
+                return Ok(());
+            }
+            if timeout_at(deadline, moved).await.is_err() {
+                return Err(Stalled { unsent });
+            }
+        }
+    }
 }
 
-/// Hands one item to a connection's outgoing queue (`send`), waiting as long
-/// as the client reads, but no longer than the backlog rule allows or the
-/// server runs. `position` is the last message the client was handed.
+/// A connection that held its byte bound for [`STALL_GRACE`].
+struct Stalled {
+    unsent: usize,
+}
+
+/// Hands one item of `bytes` bytes (as the response body will carry it) to a
+/// connection's outgoing queue (`send`), waiting as long as the client
+/// reads, but no longer than the backlog rules allow or the server runs.
+/// `position` is the last message the client was handed.
 pub async fn hand_over<C, E>(
     send: impl Future<Output = Result<(), E>>,
+    bytes: usize,
     state: &AppState,
     backlog: &Backlog,
     position: Cursor,
 ) -> Result<(), End<C>> {
+    let queued = async {
+        if let Err(Stalled { unsent }) = backlog.room_for(bytes).await {
+            Refusals::count(&state.stats.refused.stalled);
+            tracing::warn!(%position, unsent, max_unsent = backlog.max_unsent, "client stalled; resetting");
+            return Err(End::TooSlow);
+        }
+        send.await.map_err(|_| End::Gone)?;
+        backlog.flow.handed(bytes);
+        Ok(())
+    };
     tokio::select! {
         // Biased: the send is polled first, so reaching another branch means
         // the queue was still there and full.
         biased;
-        sent = send => sent.map_err(|_| End::Gone),
+        queued = queued => queued,
         _ = backlog.exceeded(&state.store, position) => {
             tracing::warn!(%position, backlog = state.config.backlog, "client too slow; resetting");
             Err(End::TooSlow)
         }
-        _ = state.shutdown.cancelled() => Err(End::ShuttingDown),
+        _ = drain_over(state) => Err(End::ShuttingDown),
     }
+}
+
+/// Resolves [`DRAIN_GRACE`] after the gate closed on shutdown (or after now,
+/// if the shutdown token was cancelled alone).
+async fn drain_over(state: &AppState) {
+    state.shutdown.cancelled().await;
+    let from = state.sends.closed_at().unwrap_or_else(Instant::now);
+    sleep_until(from + DRAIN_GRACE).await;
+}
+
+/// Once shutdown has begun: the next page of at most `limit` messages that a
+/// connection at `cursor` still owes its client (everything the store holds
+/// by now, so every acknowledged send), or `None` once it has it all. A
+/// connection's loop calls it from its shutdown branch, delivers the page and
+/// comes round again, until `None` ends it.
+pub async fn closing_page(
+    state: &AppState,
+    epoch: &Epoch,
+    cursor: Cursor,
+    limit: usize,
+) -> Option<Page> {
+    // A shared log reaches this process's store a moment after it answered
+    // the send: wait for the last acknowledged one, briefly.
+    let acked = state.sends.last_acked();
+    if acked > cursor {
+        let last = Cursor::before(MessageId(acked.0));
+        let _ = timeout(DRAIN_GRACE, state.store.wait_beyond_in(epoch, last)).await;
+    }
+    let page = state.store.read_in(Some(epoch), Some(cursor), limit).ok()?;
+    (!page.messages.is_empty() || page.missed > 0 || page.reset).then_some(page)
 }
 
 /// The last message a client has been handed when a page is about to be
@@ -138,6 +248,8 @@ pub fn position_before(page: &chat_store::Page) -> Cursor {
 pub struct Connection {
     fd: Option<RawFd>,
     response: Weak<()>,
+    /// The response's bytes on their way to the client.
+    flow: Rc<Flow>,
 }
 
 impl Connection {
@@ -149,13 +261,22 @@ impl Connection {
         response: HttpResponse<B>,
     ) -> (Connection, HttpResponse) {
         let token = Rc::new(());
+        let flow = Rc::new(Flow {
+            handed: Cell::new(0),
+            taken: Cell::new(0),
+            // A server started without `start` (a test's own) has no watched
+            // socket: only the queue is counted then.
+            wire: req.conn_data::<Rc<Wire>>().cloned().unwrap_or_default(),
+        });
         let connection = Connection {
             fd: req.conn_data::<Socket>().map(|s| s.0),
             response: Rc::downgrade(&token),
+            flow: flow.clone(),
         };
         let response = response
             .map_body(|_, body| Watched {
                 inner: body,
+                flow,
                 _token: token,
             })
             .map_into_boxed_body();
@@ -199,20 +320,122 @@ impl Connection {
     }
 }
 
-/// The descriptor of an accepted connection, remembered in `on_connect`.
+/// The descriptor of an accepted connection, remembered when it is accepted.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Socket(RawFd);
 
-/// Stores the descriptor of every accepted TCP connection in its extensions.
-pub(crate) fn remember_socket(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
-    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-        ext.insert(Socket(tcp.as_raw_fd()));
+/// What actix took from a connection's responses and could not write to its
+/// socket yet, shared by the socket ([`Wired`]) and the streaming response
+/// served on it.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    /// Bytes left in actix's write buffer after its last write: the socket
+    /// (the kernel's buffer, then the client) took no more.
+    unflushed: Cell<usize>,
+    /// Woken when bytes move towards the client: actix took some from the
+    /// body, or the socket took some.
+    moved: Notify,
+}
+
+/// An accepted TCP connection that notes how much of what actix writes the
+/// socket takes. actix writes its whole write buffer each time (the part not
+/// written yet), so what is left after a write is what it still holds.
+pub(crate) struct Wired {
+    io: TcpStream,
+    wire: Rc<Wire>,
+}
+
+impl Wired {
+    /// Wraps an accepted connection.
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Wired {
+            io,
+            wire: Rc::default(),
+        }
+    }
+
+    /// Stores the connection's descriptor and its [`Wire`] in its
+    /// extensions (actix's `on_connect`), where [`Connection::serve`] finds
+    /// them.
+    pub(crate) fn remember(&self, ext: &mut actix_web::dev::Extensions) {
+        ext.insert(Socket(self.io.as_raw_fd()));
+        ext.insert(self.wire.clone());
     }
 }
 
-/// A response body that carries the liveness token of its [`Connection`].
+impl AsyncRead for Wired {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Wired {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        match &written {
+            Poll::Ready(Ok(n)) => {
+                this.wire.unflushed.set(buf.len().saturating_sub(*n));
+                if *n > 0 {
+                    this.wire.moved.notify_waiters();
+                }
+            }
+            Poll::Pending => this.wire.unflushed.set(buf.len()),
+            Poll::Ready(Err(_)) => {}
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// One streaming response's bytes between its task and its client.
+#[derive(Debug)]
+struct Flow {
+    /// Bytes the task handed to the queue.
+    handed: Cell<u64>,
+    /// Bytes actix took from the response body.
+    taken: Cell<u64>,
+    /// The socket the response is written to.
+    wire: Rc<Wire>,
+}
+
+impl Flow {
+    /// Records an item of `bytes` handed to the queue.
+    fn handed(&self, bytes: usize) {
+        self.handed.set(self.handed.get() + bytes as u64);
+    }
+
+    /// Bytes held for the client: queued, or taken by actix and not written.
+    /// (A body's own opening bytes, such as SSE's `retry:`, are taken without
+    /// having been handed; the subtraction saturates.)
+    fn unsent(&self) -> usize {
+        let queued = self.handed.get().saturating_sub(self.taken.get());
+        usize::try_from(queued)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.wire.unflushed.get())
+    }
+}
+
+/// A response body that carries the liveness token of its [`Connection`]
+/// and counts what actix takes from it.
 struct Watched<B> {
     inner: B,
+    flow: Rc<Flow>,
     _token: Rc<()>,
 }
 
@@ -227,6 +450,13 @@ impl<B: MessageBody + Unpin> MessageBody for Watched<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_next(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            let flow = &this.flow;
+            flow.taken.set(flow.taken.get() + chunk.len() as u64);
+            flow.wire.moved.notify_waiters();
+        }
+        polled
     }
 }

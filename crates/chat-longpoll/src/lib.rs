@@ -124,7 +124,11 @@ async fn messages(
                 page = state.store.read_in(Some(&held_in), Some(cursor), limit)?;
             }
             _ = tokio::time::sleep(wait) => {}
-            _ = state.shutdown.cancelled() => {}
+            // Shutdown: answer now, with whatever was stored meanwhile (every
+            // acknowledged send is stored by then).
+            _ = state.shutdown.cancelled() => {
+                page = state.store.read_in(Some(&held_in), Some(cursor), limit)?;
+            }
         }
     }
 

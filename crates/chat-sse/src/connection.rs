@@ -11,7 +11,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep;
 
-use chat_http::streaming::{hand_over, position_before};
+use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{Cursor, Epoch, Gap, Reset};
 use chat_store::{Page, StoredMessage};
@@ -30,7 +30,7 @@ pub(crate) async fn run(
     mailbox: Sender<Event>,
     connection: Connection,
 ) {
-    let backlog = Backlog::new(&state.store, state.config.backlog);
+    let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
     let mut pending = Some(first);
@@ -55,12 +55,17 @@ pub(crate) async fn run(
             _ = mailbox.closed() => break End::Gone,
             // The heartbeat: a comment line after a silence.
             _ = sleep(settings.keepalive()) => {
-                let comment = Event::Comment("keep-alive".into());
-                if let Err(end) = hand_over(mailbox.send(comment), &state, &backlog, cursor).await {
+                let (comment, bytes) = comment_event(KEEP_ALIVE);
+                if let Err(end) = hand_over(mailbox.send(comment), bytes, &state, &backlog, cursor).await {
                     break end;
                 }
             }
-            _ = state.shutdown.cancelled() => break End::ShuttingDown,
+            // Shutdown: hand over what is stored (every acknowledged send),
+            // then end.
+            _ = state.shutdown.cancelled() => match closing_page(&state, &epoch, cursor, BATCH).await {
+                Some(page) => pending = Some(page),
+                None => break End::ShuttingDown,
+            },
         }
     };
     finish(end, mailbox, &connection);
@@ -77,18 +82,18 @@ async fn deliver(
     let counters = state.stats.of(TRANSPORT);
     let mut position = position_before(page);
     if page.reset {
-        let reset = reset_event(&page.epoch);
-        hand_over(mailbox.send(reset), state, backlog, position).await?;
+        let (reset, bytes) = reset_event(&page.epoch);
+        hand_over(mailbox.send(reset), bytes, state, backlog, position).await?;
     }
     if page.missed > 0 {
-        let gap = gap_event(page.missed);
-        hand_over(mailbox.send(gap), state, backlog, position).await?;
+        let (gap, bytes) = gap_event(page.missed);
+        hand_over(mailbox.send(gap), bytes, state, backlog, position).await?;
     }
     for message in &page.messages {
-        let Some(event) = message_event(message) else {
+        let Some((event, bytes)) = message_event(message) else {
             continue;
         };
-        hand_over(mailbox.send(event), state, backlog, position).await?;
+        hand_over(mailbox.send(event), bytes, state, backlog, position).await?;
         counters.delivered(1);
         position = Cursor::after(message.id);
     }
@@ -105,22 +110,75 @@ fn finish(end: End<Close>, mailbox: Sender<Event>, connection: &Connection) {
     }
 }
 
-/// `id: 17` and `data:` the stored bytes.
-fn message_event(message: &StoredMessage) -> Option<Event> {
+/// The keep-alive comment.
+const KEEP_ALIVE: &str = "keep-alive";
+
+/// `id: 17` and `data:` the stored bytes, and its size on the wire.
+fn message_event(message: &StoredMessage) -> Option<(Event, usize)> {
     // The store's bytes are JSON, hence UTF-8; the check is a scan, not a copy.
     let json = ByteString::try_from(message.json.clone()).ok()?;
-    Some(Data::new(json).id(message.id.to_string()).into())
+    let id = message.id.to_string();
+    let bytes = event_len(Some(&id), None, &json);
+    Some((Data::new(json).id(id).into(), bytes))
 }
 
-/// `event: reset` with `data: {"epoch":"…"}`.
-fn reset_event(epoch: &Epoch) -> Event {
+/// `event: reset` with `data: {"epoch":"…"}`, and its size.
+fn reset_event(epoch: &Epoch) -> (Event, usize) {
     let reset = Reset {
         epoch: epoch.clone(),
-    };
-    Data::new(reset.to_json()).event("reset").into()
+    }
+    .to_json();
+    let bytes = event_len(None, Some("reset"), &reset);
+    (Data::new(reset).event("reset").into(), bytes)
 }
 
-/// `event: gap` with `data: {"missed":K}`.
-fn gap_event(missed: u64) -> Event {
-    Data::new(Gap { missed }.to_json()).event("gap").into()
+/// `event: gap` with `data: {"missed":K}`, and its size.
+fn gap_event(missed: u64) -> (Event, usize) {
+    let gap = Gap { missed }.to_json();
+    let bytes = event_len(None, Some("gap"), &gap);
+    (Data::new(gap).event("gap").into(), bytes)
+}
+
+/// `: text`, and its size.
+fn comment_event(text: &'static str) -> (Event, usize) {
+    (Event::Comment(text.into()), text.len() + ": \n\n".len())
+}
+
+/// The bytes of a data event as written: `id: …\n`, `event: …\n`,
+/// `data: …\n` and the blank line. `data` is JSON, so one line. The byte
+/// bound of the connection (`chat_http::Backlog`) counts items by it.
+fn event_len(id: Option<&str>, event: Option<&str>, data: &str) -> usize {
+    id.map_or(0, |id| "id: \n".len() + id.len())
+        + event.map_or(0, |event| "event: \n".len() + event.len())
+        + "data: \n\n".len()
+        + data.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use actix_web_lab::sse::Sse;
+    use chat_protocol::MessageId;
+
+    /// The sizes the byte bound counts are the sizes the response writes.
+    #[actix_web::test]
+    async fn event_sizes_match_the_encoding() {
+        let message = StoredMessage {
+            id: MessageId(1234),
+            json: bytes::Bytes::from_static(br#"{"id":1234,"user":"ana","text":"h\u00e9"}"#),
+        };
+        let epoch = Epoch::parse("abc").expect("an epoch");
+        let events = [
+            message_event(&message).expect("UTF-8"),
+            reset_event(&epoch),
+            gap_event(17),
+            comment_event(KEEP_ALIVE),
+        ];
+        for (event, bytes) in events {
+            let body = Sse::from_infallible_stream(futures_util::stream::iter([event]));
+            let written = actix_web::body::to_bytes(body).await.expect("encodes");
+            assert_eq!(bytes, written.len(), "{written:?}");
+        }
+    }
 }

@@ -59,15 +59,18 @@
 //! A client that stops reading stops actix from polling the response body,
 //! the mailbox fills, and the task waits. While it waits it watches how far
 //! the chat moves on: once the client is more than `--backlog` messages
-//! behind, the task resets the connection. Memory per stalled client stays
-//! at the mailbox plus actix's write buffer; other clients never wait for it.
+//! behind, the task resets the connection. What the mailbox and actix's write
+//! buffer hold for it is bounded in bytes too (`--max-unsent`): at the bound
+//! nothing more is handed over, and a client that leaves it unread for a few
+//! seconds is reset as well. Other clients never wait for it.
 //! Its `EventSource` reconnects with `Last-Event-ID` and catches up from the
 //! store's history, losing nothing.
 //!
 //! ## Disconnects and shutdown
 //!
 //! When the client goes away the response body is dropped, the mailbox
-//! closes, and the task ends. On shutdown every stream ends cleanly (the
+//! closes, and the task ends. On shutdown every stream first gets what the
+//! store holds (every send acknowledged before), then ends cleanly (the
 //! final empty chunk is sent); the browser reconnects after `retry:` with its
 //! `Last-Event-ID` (to any server that shares the store).
 
@@ -81,6 +84,7 @@ use actix_web::{HttpRequest, HttpResponse, Responder};
 use actix_web_lab::sse::Sse;
 
 use chat_http::accounting::count_bytes;
+use chat_http::api::whole_number;
 use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
 use chat_protocol::Cursor;
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
@@ -179,7 +183,7 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<Cursor>, ApiError> {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
+        .and_then(|v| whole_number::<u64>(v.trim()))
         .map(|id| Some(Cursor(id)))
         .ok_or_else(|| ApiError::BadQuery {
             name: "Last-Event-ID",

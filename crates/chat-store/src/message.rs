@@ -24,8 +24,15 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// `user` is empty after trimming or longer than [`MAX_USER_CHARS`].
-    #[error("user must be 1 to {MAX_USER_CHARS} characters after trimming, got {0}")]
+    /// Characters that show nothing (a zero-width space, a byte-order mark)
+    /// are trimmed like spaces, and a name made only of them is empty.
+    #[error("user must be 1 to {MAX_USER_CHARS} visible characters after trimming, got {0}")]
     UserLength(usize),
+    /// `user` holds a bidirectional override, embedding or isolate, which
+    /// would make a name display as another (`ana` followed by U+202E and
+    /// `nimda` shows as `anaadmin`).
+    #[error("user contains a bidirectional control character (U+{0:04X})")]
+    UserBidi(u32),
     /// `text` is empty after trimming or longer than the configured limit.
     #[error("text must be 1 to {max} characters after trimming, got {got}")]
     TextLength {
@@ -51,7 +58,7 @@ impl SendError {
     /// A short machine-readable code for error bodies and WebSocket error frames.
     pub fn code(&self) -> &'static str {
         match self {
-            SendError::UserLength(_) => "invalid_user",
+            SendError::UserLength(_) | SendError::UserBidi(_) => "invalid_user",
             SendError::TextLength { .. } => "invalid_text",
             SendError::ControlCharacter { .. } => "control_character",
             SendError::ClientMsgIdLength(_) => "invalid_client_msg_id",
@@ -69,16 +76,24 @@ pub(crate) struct Valid {
 }
 
 /// Checks a new message against the contract and normalizes it: trims `user`
-/// and `text`, and turns `\r\n` and lone `\r` into `\n` in `text` (what a
-/// browser does to a textarea's value when it submits a form), so that a
-/// pasted Windows line ending is accepted rather than refused.
+/// (of spaces and of characters that show nothing) and `text`, and turns
+/// `\r\n` and lone `\r` into `\n` in `text` (what a browser does to a
+/// textarea's value when it submits a form), so that a pasted Windows line
+/// ending is accepted rather than refused.
 pub(crate) fn validate(new: NewMessage, max_text_chars: usize) -> Result<Valid, SendError> {
-    let user = new.user.trim().to_owned();
+    let user = new
+        .user
+        .trim_matches(|c: char| c.is_whitespace() || is_blank(c))
+        .to_owned();
     let user_chars = user.chars().count();
-    if user_chars == 0 || user_chars > MAX_USER_CHARS {
-        return Err(SendError::UserLength(user_chars));
+    let visible = user.chars().any(|c| !is_invisible(c));
+    if !visible || user_chars > MAX_USER_CHARS {
+        return Err(SendError::UserLength(if visible { user_chars } else { 0 }));
     }
     reject_control(&user, "user", false)?;
+    if let Some(c) = user.chars().find(|&c| is_bidi_control(c)) {
+        return Err(SendError::UserBidi(c as u32));
+    }
 
     let text = new.text.replace("\r\n", "\n").replace('\r', "\n");
     let text = text.trim().to_owned();
@@ -105,6 +120,54 @@ pub(crate) fn validate(new: NewMessage, max_text_chars: usize) -> Result<Valid, 
         client_msg_id: new.client_msg_id,
         via: new.via,
     })
+}
+
+/// Characters that show nothing and mean nothing at either end of a name:
+/// the soft hyphen, zero-width spaces and joiners, direction marks, the word
+/// joiner and invisible operators, fillers, the byte-order mark, the blank
+/// braille pattern. Trimmed like spaces.
+fn is_blank(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
+}
+
+/// Characters that show nothing by themselves: the blanks above, plus
+/// variation selectors, tags and the bidi controls. A name made only of
+/// these (and spaces) is empty. Variation selectors are not trimmed: after
+/// an emoji they choose how it looks.
+fn is_invisible(c: char) -> bool {
+    is_blank(c)
+        || is_bidi_control(c)
+        || matches!(
+            c,
+            '\u{180B}'..='\u{180D}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A to U+202E,
+/// U+2066 to U+2069): they reorder the text around them, so a name holding
+/// one can display as a different name.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn reject_control(value: &str, field: &'static str, newline_ok: bool) -> Result<(), SendError> {

@@ -10,7 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep;
 
-use chat_http::streaming::{hand_over, position_before};
+use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{Control, Cursor};
 use chat_store::{Page, StoredMessage};
@@ -29,7 +29,7 @@ pub(crate) async fn run(
     mailbox: Sender<Bytes>,
     connection: Connection,
 ) {
-    let backlog = Backlog::new(&state.store, state.config.backlog);
+    let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
     let mut pending = Some(first);
@@ -55,11 +55,17 @@ pub(crate) async fn run(
             // The heartbeat: a ping line after a silence.
             _ = sleep(settings.keepalive()) => {
                 let ping = control_line(&Control::Ping);
-                if let Err(end) = hand_over(mailbox.send(ping), &state, &backlog, cursor).await {
+                let bytes = ping.len();
+                if let Err(end) = hand_over(mailbox.send(ping), bytes, &state, &backlog, cursor).await {
                     break end;
                 }
             }
-            _ = state.shutdown.cancelled() => break End::ShuttingDown,
+            // Shutdown: hand over what is stored (every acknowledged send),
+            // then end.
+            _ = state.shutdown.cancelled() => match closing_page(&state, &epoch, cursor, BATCH).await {
+                Some(page) => pending = Some(page),
+                None => break End::ShuttingDown,
+            },
         }
     };
     finish(end, mailbox, &connection);
@@ -79,17 +85,20 @@ async fn deliver(
         let reset = control_line(&Control::Reset {
             epoch: page.epoch.clone(),
         });
-        hand_over(mailbox.send(reset), state, backlog, position).await?;
+        let bytes = reset.len();
+        hand_over(mailbox.send(reset), bytes, state, backlog, position).await?;
     }
     if page.missed > 0 {
         let gap = control_line(&Control::Gap {
             missed: page.missed,
         });
-        hand_over(mailbox.send(gap), state, backlog, position).await?;
+        let bytes = gap.len();
+        hand_over(mailbox.send(gap), bytes, state, backlog, position).await?;
     }
     for message in &page.messages {
         let line = message_line(message);
-        hand_over(mailbox.send(line), state, backlog, position).await?;
+        let bytes = line.len();
+        hand_over(mailbox.send(line), bytes, state, backlog, position).await?;
         counters.delivered(1);
         position = Cursor::after(message.id);
     }

@@ -50,9 +50,11 @@
 //!
 //! ## Slow readers, disconnects and shutdown
 //!
-//! Also SSE's: a client more than `--backlog` messages behind the live chat
-//! is reset and resumes with `since` from the last complete line it read. On
-//! shutdown the response ends cleanly (the final empty chunk); the page
+//! Also SSE's: a client more than `--backlog` messages behind the live chat,
+//! or that leaves `--max-unsent` bytes unread for a few seconds, is reset and
+//! resumes with `since` from the last complete line it read. On shutdown the
+//! response gets what the store holds, then ends cleanly (the final empty
+//! chunk); the page
 //! reconnects with its cursor after a backoff with jitter. Sends go through
 //! `POST /api/messages` with `via: stream`.
 

@@ -4,6 +4,7 @@
 //! is the framing (text frames through the session), the client branch (sends,
 //! pings, close) and the heartbeat (pings, and a close after silence).
 
+use std::io;
 use std::time::Duration;
 
 use actix_ws::{
@@ -12,7 +13,8 @@ use actix_ws::{
 use bytestring::ByteString;
 use tokio::time::{Instant, interval, sleep_until};
 
-use chat_http::streaming::{hand_over, position_before};
+use chat_http::api::parse_object;
+use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{ClientFrame, Control, Cursor};
 use chat_store::{NewMessage, Page, SendFailure, StoredMessage, Via};
@@ -34,7 +36,7 @@ pub(crate) async fn run(
     (mut session, mut frames): (Session, AggregatedMessageStream),
     connection: Connection,
 ) {
-    let backlog = Backlog::new(&state.store, state.config.backlog);
+    let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
     let mut cursor = Cursor(0);
     let mut pending = Some(first);
@@ -64,8 +66,9 @@ pub(crate) async fn run(
                 match from_client(&state, frame).await {
                     Ok(None) => {}
                     Ok(Some(answer)) => {
+                        let bytes = answer.frame_len();
                         let sent = answer.send(&mut session);
-                        if let Err(end) = hand_over(sent, &state, &backlog, cursor).await {
+                        if let Err(end) = hand_over(sent, bytes, &state, &backlog, cursor).await {
                             break end;
                         }
                     }
@@ -74,14 +77,20 @@ pub(crate) async fn run(
             }
             // The heartbeat: a ping every interval, a close after a silence.
             _ = ping.tick() => {
-                if let Err(end) = hand_over(session.ping(b""), &state, &backlog, cursor).await {
+                let bytes = frame_len(0);
+                if let Err(end) = hand_over(session.ping(b""), bytes, &state, &backlog, cursor).await {
                     break end;
                 }
             }
             _ = sleep_until(last_heard + settings.timeout()) => {
                 break End::Close(reason(CloseCode::Policy, "no answer to pings"));
             }
-            _ = state.shutdown.cancelled() => break End::ShuttingDown,
+            // Shutdown: hand over what is stored (every acknowledged send),
+            // then close with 1001.
+            _ = state.shutdown.cancelled() => match closing_page(&state, &epoch, cursor, BATCH).await {
+                Some(page) => pending = Some(page),
+                None => break End::ShuttingDown,
+            },
         }
     };
     finish(end, session, &connection).await;
@@ -100,20 +109,25 @@ async fn deliver(
     if page.reset {
         let reset = Control::Reset {
             epoch: page.epoch.clone(),
-        };
-        hand_over(session.text(reset.to_json()), state, backlog, position).await?;
+        }
+        .to_json();
+        let bytes = frame_len(reset.len());
+        hand_over(session.text(reset), bytes, state, backlog, position).await?;
     }
     if page.missed > 0 {
         let gap = Control::Gap {
             missed: page.missed,
-        };
-        hand_over(session.text(gap.to_json()), state, backlog, position).await?;
+        }
+        .to_json();
+        let bytes = frame_len(gap.len());
+        hand_over(session.text(gap), bytes, state, backlog, position).await?;
     }
     for message in &page.messages {
         let Some(frame) = message_frame(message) else {
             continue;
         };
-        hand_over(session.text(frame), state, backlog, position).await?;
+        let bytes = frame_len(frame.len());
+        hand_over(session.text(frame), bytes, state, backlog, position).await?;
         counters.delivered(1);
         position = Cursor::after(message.id);
     }
@@ -149,6 +163,14 @@ enum Answer {
 }
 
 impl Answer {
+    /// Its frame's size on the wire.
+    fn frame_len(&self) -> usize {
+        match self {
+            Answer::Text(text) => frame_len(text.len()),
+            Answer::Pong(payload) => frame_len(payload.len()),
+        }
+    }
+
     async fn send(self, session: &mut Session) -> Result<(), actix_ws::Closed> {
         match self {
             Answer::Text(text) => session.text(text).await,
@@ -175,19 +197,53 @@ async fn from_client(
         Some(Ok(AggregatedMessage::Close(close))) => Err(End::Close(
             close.unwrap_or_else(|| CloseCode::Normal.into()),
         )),
-        Some(Err(ProtocolError::Overflow)) => {
-            Err(End::Close(reason(CloseCode::Size, "frame too large")))
-        }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "WebSocket protocol error");
-            Err(End::Close(reason(CloseCode::Protocol, "protocol error")))
+            Err(End::Close(close_for(&e)))
         }
     }
 }
 
+/// What actix-ws 0.4 reports when the fragments of one message add up to
+/// more than `max_continuation_size` (an `io::Error` of kind `Other`).
+const CONTINUATION_OVERFLOW: &str = "Exceeded maximum continuation size";
+
+/// The close RFC 6455 asks for after a protocol error from the client
+/// (section 7.4.1), from the way actix-ws and actix-http report each one:
+/// a frame over `--ws-max-frame` is `Overflow`, a message whose fragments
+/// add up to more is an `io::Error` with [`CONTINUATION_OVERFLOW`] (both
+/// 1009, message too big), a text message that is not UTF-8 an `io::Error`
+/// of kind `InvalidData` (1007, invalid payload data); anything else (an
+/// unmasked frame, a bad opcode, a stray continuation) is 1002.
+fn close_for(error: &ProtocolError) -> CloseReason {
+    match error {
+        ProtocolError::Overflow => reason(CloseCode::Size, "frame too large"),
+        ProtocolError::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
+            reason(CloseCode::Invalid, "text is not valid UTF-8")
+        }
+        ProtocolError::Io(e) if e.to_string() == CONTINUATION_OVERFLOW => {
+            reason(CloseCode::Size, "message too large")
+        }
+        _ => reason(CloseCode::Protocol, "protocol error"),
+    }
+}
+
+/// The size of a server frame (unmasked) carrying `payload` bytes: a 2-byte
+/// header, plus 2 length bytes past 125 and 8 past 65,535. The connection's
+/// byte bound (`chat_http::Backlog`) counts frames by it.
+fn frame_len(payload: usize) -> usize {
+    let length_bytes = match payload {
+        0..=125 => 0,
+        126..=65_535 => 2,
+        _ => 8,
+    };
+    2 + length_bytes + payload
+}
+
 /// Stores a `send` frame: its ack, or an error frame.
 async fn store_send(state: &AppState, text: &str) -> Answer {
-    let send = match serde_json::from_str::<ClientFrame>(text) {
+    // A frame must be a JSON object, as a POST body must.
+    let send = match parse_object::<ClientFrame>(text.as_bytes()) {
         Ok(ClientFrame::Send {
             user,
             text,
@@ -198,17 +254,26 @@ async fn store_send(state: &AppState, text: &str) -> Answer {
             client_msg_id,
             via: Via::Websocket,
         },
-        Err(e) => return refusal("malformed_json", &e.to_string()),
+        Err(e) => return refusal(e.code(), &e.to_string()),
+    };
+    // Stored and acknowledged only while the gate is open (see
+    // `chat_http::shutdown`).
+    let Some(permit) = state.sends.enter().await else {
+        let e = chat_http::ApiError::ShuttingDown;
+        return refusal(e.code(), &e.to_string());
     };
     let client_msg_id = send.client_msg_id.clone();
     match state.log.send(send).await {
-        Ok(appended) => Answer::Text(
-            Control::Ack {
-                client_msg_id,
-                id: appended.message().id,
-            }
-            .to_json(),
-        ),
+        Ok(appended) => {
+            permit.acked(appended.message().id);
+            Answer::Text(
+                Control::Ack {
+                    client_msg_id,
+                    id: appended.message().id,
+                }
+                .to_json(),
+            )
+        }
         Err(SendFailure::Invalid(e)) => refusal(e.code(), &e.to_string()),
         Err(e @ SendFailure::Unavailable(_)) => refusal("store_unavailable", &e.to_string()),
     }
@@ -226,5 +291,20 @@ fn reason(code: CloseCode, description: &str) -> CloseReason {
     CloseReason {
         code,
         description: Some(description.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frame_len;
+
+    /// RFC 6455's three length encodings.
+    #[test]
+    fn frame_sizes() {
+        assert_eq!(frame_len(0), 2);
+        assert_eq!(frame_len(125), 127);
+        assert_eq!(frame_len(126), 130);
+        assert_eq!(frame_len(65_535), 65_539);
+        assert_eq!(frame_len(65_536), 65_546);
     }
 }

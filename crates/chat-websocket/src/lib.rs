@@ -47,7 +47,9 @@
 //! cookies, and only tell the server who asked through `Origin`. A server
 //! that does not check it can be driven by any site the user visits
 //! (cross-site WebSocket hijacking). An upgrade whose `Origin` is neither
-//! this server's own nor in `--allowed-origins` is refused with 403.
+//! this server's own nor in `--allowed-origins` is refused with 403. The
+//! server's own is the `Host` the request came with; a forwarded host
+//! (`Forwarded`, `X-Forwarded-Host`) counts only from `--trusted-proxies`.
 //! Non-browser clients send no `Origin` and are let through: the check
 //! protects browsers' users, it is not authentication.
 //!
@@ -56,14 +58,18 @@
 //! The server pings every 15 s and closes a socket that has sent nothing,
 //! not even a pong, for 30 s: the only way to notice a client that vanished
 //! without a close (a laptop lid, a dead NAT mapping). A frame over
-//! `--ws-max-frame` closes the socket with 1009. A client that stops reading
-//! is reset once it is more than `--backlog` messages behind, exactly as for
-//! SSE, and resumes with `since` from the last id it saw.
+//! `--ws-max-frame` closes the socket with 1009, as does a message whose
+//! fragments add up to more; a text message that is not UTF-8 closes it with
+//! 1007. A client that stops reading is reset once it is more than
+//! `--backlog` messages behind, or leaves `--max-unsent` bytes unread for a
+//! few seconds, exactly as for SSE, and resumes with `since` from the last id
+//! it saw.
 //!
 //! ## Disconnects and shutdown
 //!
-//! A client's close frame is echoed and the task ends. On shutdown every
-//! socket is closed with 1001 (going away); clients reconnect with `since`
+//! A client's close frame is echoed and the task ends. On shutdown no send is
+//! acknowledged any more (an error frame, `shutting_down`), every socket gets
+//! what the store holds and is closed with 1001 (going away); clients reconnect with `since`
 //! set to the last id they saw, so nothing is lost or repeated.
 
 mod connection;
@@ -76,7 +82,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header};
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::error_response;
-use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
+use chat_http::forwarded::public_hosts;
+use chat_http::{ApiError, AppState, Config, Connection, Mount, Query, Transport};
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
 /// This crate's transport.
@@ -188,7 +195,7 @@ async fn upgrade(
     state: Data<AppState>,
     settings: Data<Settings>,
 ) -> Result<HttpResponse, UpgradeError> {
-    check_origin(&req, &settings)?;
+    check_origin(&req, &settings, &state.config)?;
     let query = Query::parse(&req)?;
     // Read the first page before upgrading, so a bogus cursor is a 400.
     let first = state
@@ -213,15 +220,24 @@ async fn upgrade(
     Ok(response)
 }
 
-/// Refuses a browser's upgrade from a page on another origin.
-fn check_origin(req: &HttpRequest, settings: &Settings) -> Result<(), UpgradeError> {
+/// Refuses a browser's upgrade from a page on another origin. The server's
+/// own origins are `http://` and `https://` plus the host the request was
+/// addressed to: its `Host`, or the host a trusted proxy forwards
+/// (`chat_http::forwarded`), never a forwarded host from anyone else, or a
+/// client could name its own origin as the server's.
+fn check_origin(
+    req: &HttpRequest,
+    settings: &Settings,
+    config: &Config,
+) -> Result<(), UpgradeError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or_default();
-    let host = req.connection_info().host().to_owned();
-    let own = [format!("http://{host}"), format!("https://{host}")];
-    let allowed = own.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    let own = public_hosts(req, config)
+        .into_iter()
+        .flat_map(|host| [format!("http://{host}"), format!("https://{host}")]);
+    let allowed = own.into_iter().any(|o| o.eq_ignore_ascii_case(origin))
         || settings
             .allowed_origins
             .iter()

@@ -8,6 +8,7 @@ mod accounting;
 mod api;
 mod behaviour;
 mod binary;
+mod defects;
 mod docs;
 mod helpers;
 mod kit;
