@@ -8,10 +8,15 @@
 // nothing about the wire and names no transport: the list comes from
 // web/transports/index.js, and each transport class brings its own title,
 // summary and controls (`static options`). The transport modules know
-// nothing about the page.
+// nothing about the page. The strip of charts is compare.js; the lines a
+// pane shows beside its counters (Automatic's route, the instance that
+// answered, a transport that cannot connect) are pane-lines.js.
 //
 // User text only ever reaches the page through textContent, never as HTML.
 
+import { Comparison, formatBytes, formatMs, percentile } from './compare.js';
+import { InstanceLine, RouteView, showProblem } from './pane-lines.js';
+import { INSTANCE_HEADER } from './transports/common.js';
 import { TRANSPORTS } from './transports/index.js';
 
 /** Message elements kept per pane; older ones are removed (the cursor stays). */
@@ -40,13 +45,14 @@ const announcer = document.getElementById('announcer');
 
 /** One column: a transport and the elements that show it. */
 class Pane {
-  /** `Kind` is a transport class from web/transports/index.js; `mounted`
-   *  the names of the transports the server mounts. */
-  constructor(Kind, maxText, mounted) {
+  /** `Kind` is a transport class from web/transports/index.js; `config`
+   *  what loadConfig() found: `mounted` the names of the transports the
+   *  server mounts, `epoch` its store's, `maxText`, and `shared`. */
+  constructor(Kind, { maxText, mounted, epoch, shared }) {
     const { name, title, summary, options } = Kind;
     this.name = name;
     this.title = title;
-    this.transport = new Kind({}, { mounted });
+    this.transport = new Kind({}, { mounted, epoch });
     this.latencies = []; // ms, the latest LATENCY_SAMPLES live messages
     this.pinned = true; // the list follows new messages
     this.scrollQueued = false;
@@ -85,47 +91,11 @@ class Pane {
     this.burstButton = root.querySelector('[data-action="burst"]');
     const controls = root.querySelector('.pane-controls');
     for (const option of options) controls.append(this.optionControl(option));
-    if (Kind.adaptive) this.addRoute();
+    if (Kind.adaptive) new RouteView(root, this.transport);
+    new InstanceLine(root, this.transport, shared);
+    this.problem = root.querySelector('[data-problem]');
 
     this.wire();
-  }
-
-  /** For a transport that rides on the others: which one it is on, and the
-   *  ones it left and why. Tests read the pane's data-transport-now and
-   *  data-transport-trying, and the [data-left] items' data-transport and
-   *  data-reason. */
-  addRoute() {
-    const route = document.getElementById('route-template').content.firstElementChild.cloneNode(true);
-    this.root.querySelector('.stats').after(route);
-    this.routeNow = route.querySelector('[data-route=now]');
-    this.routeTrying = route.querySelector('[data-route=trying]');
-    this.routeNote = route.querySelector('[data-route=note]');
-    this.routeLeft = route.querySelector('.route-left');
-    this.transport.onRoute((value) => this.renderRoute(value));
-    this.renderRoute(this.transport.route());
-  }
-
-  renderRoute({ now, nowTitle, trying, tryingTitle, left, note }) {
-    this.root.dataset.transportNow = now ?? '';
-    this.root.dataset.transportTrying = trying ?? '';
-    this.routeNow.textContent = nowTitle ?? 'nothing yet';
-    this.routeTrying.textContent = tryingTitle ? `, trying ${tryingTitle}…` : '';
-    this.routeNote.textContent = note;
-    this.routeNote.hidden = !note;
-    this.routeLeft.replaceChildren(...left.map((entry) => {
-      const item = document.createElement('li');
-      item.dataset.left = '';
-      item.dataset.transport = entry.transport;
-      item.dataset.reason = entry.reason;
-      const name = document.createElement('strong');
-      name.textContent = entry.title;
-      const time = document.createElement('time');
-      const at = new Date(entry.at);
-      time.dateTime = at.toISOString();
-      time.textContent = at.toLocaleTimeString();
-      item.append(name, `: ${entry.text} `, time);
-      return item;
-    }));
   }
 
   /** A select for one of the transport's `static options`, after the buttons. */
@@ -159,8 +129,12 @@ class Pane {
       else if (event.gap !== undefined) {
         this.renderNotice('gap', `${event.gap} older messages are no longer kept by the server; skipped.`);
       } else if (event.reset) {
+        // The ids start again at 1: what the list shows belongs to a
+        // history that is gone.
         this.list.replaceChildren();
-        this.renderNotice('notice', 'The server started over with a new history (restarted?). Showing it from here.');
+        const epoch = event.epoch ? ` (new epoch ${event.epoch})` : '';
+        this.renderNotice('notice', `The server's history started again${epoch}; showing it from the start.`)
+          .dataset.notice = 'reset';
       }
     });
     this.transport.onState((state) => this.renderState(state));
@@ -229,6 +203,7 @@ class Pane {
     item.className = className;
     item.textContent = words;
     this.append(item);
+    return item;
   }
 
   /** Appends, trims the list to MAX_RENDERED, and follows the bottom if pinned. */
@@ -286,6 +261,7 @@ class Pane {
     this.stats.bytes_per_msg.textContent = formatBytes(costs.bytesPerMsg);
     this.stats.p50.textContent = formatMs(costs.p50);
     this.stats.p99.textContent = formatMs(costs.p99);
+    showProblem(this.problem, client);
   }
 
   async sendTyped() {
@@ -342,73 +318,6 @@ class Pane {
   }
 }
 
-/** The nearest-rank percentile of sorted numbers, or null if there are none. */
-function percentile(sorted, p) {
-  if (sorted.length === 0) return null;
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
-}
-
-function formatMs(ms) {
-  if (ms === null) return '—';
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
-}
-
-function formatBytes(bytes) {
-  return bytes === null ? '—' : `${Math.round(bytes)} B`;
-}
-
-function formatRatio(ratio) {
-  if (ratio === null) return '—';
-  return ratio < 10 ? ratio.toFixed(2) : String(Math.round(ratio));
-}
-
-/**
- * The strip on top: one small bar chart per cost, one bar per pane, from
- * the same numbers the panes show. Plain elements: a bar is a span whose
- * width (set through the CSSOM, which the page's CSP allows) is its value
- * over the chart's largest. Each row carries its value in data-value.
- */
-class Comparison {
-  /** The charts in index.html, by `data-metric`, and how each is shown. */
-  static METRICS = {
-    bytes_per_msg: { key: 'bytesPerMsg', format: formatBytes },
-    requests_per_msg: { key: 'requestsPerMsg', format: formatRatio },
-    p50: { key: 'p50', format: formatMs },
-  };
-
-  constructor(container, panes) {
-    this.charts = [];
-    const template = document.getElementById('bar-template').content.firstElementChild;
-    for (const [metric, { key, format }] of Object.entries(Comparison.METRICS)) {
-      const list = container.querySelector(`[data-metric="${metric}"] ol.bars`);
-      const rows = panes.map((pane) => {
-        const row = template.cloneNode(true);
-        row.dataset.transport = pane.name;
-        row.querySelector('.bar-label').textContent = pane.title;
-        list.append(row);
-        return { row, bar: row.querySelector('.bar'), value: row.querySelector('.bar-value') };
-      });
-      this.charts.push({ key, format, rows });
-    }
-  }
-
-  /** `costs[i]` is what measure() found for pane i. */
-  render(costs) {
-    for (const { key, format, rows } of this.charts) {
-      const values = costs.map((cost) => cost[key]);
-      const largest = Math.max(0, ...values.filter((v) => v !== null));
-      rows.forEach(({ row, bar, value }, i) => {
-        const v = values[i];
-        // A bar with a value is never thinner than a sliver, so it shows.
-        const width = v === null || largest === 0 ? 0 : Math.max(2, (100 * v) / largest);
-        bar.style.width = `${width.toFixed(1)}%`;
-        row.dataset.value = v === null ? '' : String(v);
-        value.textContent = format(v);
-      });
-    }
-  }
-}
-
 function readStorage(key) {
   try {
     return localStorage.getItem(key);
@@ -438,7 +347,10 @@ function markReadyIfAllConnected() {
   }
 }
 
-/** What this server mounts; without GET /api/config, assume everything. */
+/** What this server mounts, its store's epoch (every transport starts in
+ *  it), and whether it shares its log with other instances (then every
+ *  answer names its instance in a header); without GET /api/config, assume
+ *  every transport and no epoch. */
 async function loadConfig() {
   try {
     const response = await fetch('/api/config', { cache: 'no-store' });
@@ -448,13 +360,15 @@ async function loadConfig() {
         transports: shown(config.transports),
         mounted: config.transports,
         maxText: config.max_text ?? DEFAULT_MAX_TEXT,
+        epoch: config.epoch ?? null,
+        shared: response.headers.has(INSTANCE_HEADER),
       };
     }
   } catch {
     // Fall through.
   }
   const every = TRANSPORTS.filter((Kind) => !Kind.adaptive).map((Kind) => Kind.name);
-  return { transports: shown(every), mounted: every, maxText: DEFAULT_MAX_TEXT };
+  return { transports: shown(every), mounted: every, maxText: DEFAULT_MAX_TEXT, epoch: null, shared: false };
 }
 
 /** The panes for the `mounted` transports: theirs, and an adaptive one
@@ -547,7 +461,7 @@ async function main() {
       + 'the chat below arrives through it, and your messages leave through it. The demo server '
       + '(chat-demo) runs all five side by side. The numbers show what the transport costs, live.';
   }
-  panes = config.transports.map((Kind) => new Pane(Kind, config.maxText, config.mounted));
+  panes = config.transports.map((Kind) => new Pane(Kind, config));
   for (const pane of panes) container.append(pane.root);
   const strip = document.getElementById('compare');
   if (panes.length > 1) comparison = new Comparison(strip, panes);

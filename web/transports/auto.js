@@ -56,6 +56,7 @@
 // transport with the same client_msg_id, so it is stored once.
 
 import { SendError, Transport, newClientMsgId } from './common.js';
+import { recall, remember } from './remember.js';
 import { LongPollTransport } from './longpoll.js';
 import { PollingTransport } from './polling.js';
 import { SseTransport } from './sse.js';
@@ -77,8 +78,6 @@ export const TRIAL_MS = 4000;
 export const UPGRADE_EVERY_MS = 60_000;
 /** A working transport still reconnecting after this long is given up. */
 export const LOST_AFTER_MS = 10_000;
-/** Where the working transport is remembered for the session. */
-const REMEMBER_KEY = 'chat-transports.auto';
 /** How many times a send is passed on to the next transport after a switch. */
 const SEND_HANDOFFS = 2;
 
@@ -96,9 +95,11 @@ export class AutoTransport extends Transport {
   static summary = 'Picks one by itself: the first of WebSocket, SSE, streaming, long polling and polling that delivers.';
   static adaptive = true;
 
-  /** `mounted`: the names of the transports the server mounts. */
-  constructor(settings, { mounted } = {}) {
-    super(settings);
+  /** `context.mounted`: the names of the transports the server mounts;
+   *  `context.epoch`: the store's epoch (see common.js). */
+  constructor(settings, context = {}) {
+    super(settings, context);
+    const { mounted } = context;
     /** The rungs this server offers, best first. */
     this.ladder = mounted ? LADDER.filter((Kind) => mounted.includes(Kind.name)) : LADDER;
     /** The transport the pane is on, once one is proven (or the last rung). */
@@ -137,7 +138,13 @@ export class AutoTransport extends Transport {
       requests += candidate.counters.requests;
       emptyResponses += candidate.counters.emptyResponses;
     }
-    return { requests, emptyResponses, received: this.counters.received, state: this.state };
+    const { received } = this.counters;
+    return { requests, emptyResponses, received, state: this.state, failures: this.current?.failures ?? 0 };
+  }
+
+  /** The instance of the transport the pane is on is hidden if its is. */
+  get receiveHidden() {
+    return this.current?.receiveHidden ?? false;
   }
 
   onRoute(callback) {
@@ -266,8 +273,13 @@ export class AutoTransport extends Transport {
 
   /** A transport of class `Kind` whose news comes to this pane. */
   candidate(Kind, generation) {
-    const candidate = new Kind();
+    const candidate = new Kind({}, { epoch: this.epoch });
     candidate.trialHooks = null;
+    candidate.onInstance((instances) => {
+      if (candidate !== this.current && candidate !== this.trial) return;
+      this.instances = { ...instances };
+      for (const callback of this.instanceListeners) callback(this.instances);
+    });
     candidate.onHeard(() => {
       if (candidate.trialHooks) candidate.trialHooks.heard();
       else if (candidate === this.current && this.timers.probation !== null) this.endProbation();
@@ -290,18 +302,22 @@ export class AutoTransport extends Transport {
       this.gapShownAt = this.lastId;
       this.deliverGap(event.gap);
     } else if (event.reset) {
-      // The server started over; the candidate dropped its cursor, and so
-      // does the pane. A try under way ends here and is not held against it.
-      if (this.lastId === null) return;
-      this.lastId = null;
-      this.emit({ reset: true });
+      // The server started over: the pane takes the candidate's new epoch
+      // and cursor (0, or none without an epoch), once (the other live
+      // candidate, if any, reports the same reset later).
+      if (event.epoch !== null ? event.epoch === this.epoch : this.lastId === null) return;
+      this.lastId = candidate.lastId;
+      this.epoch = event.epoch;
+      this.emit({ reset: true, epoch: event.epoch });
     }
   }
 
   /**
    * GET /api/stats: the newest id the server has, or null if it did not
-   * answer. A cursor ahead of it means the server restarted with an empty
-   * store: the pane drops its cursor and says so (as resetIfAhead does).
+   * answer. Without an epoch, a cursor ahead of it means the server
+   * restarted with an empty store: the pane drops its cursor and says so
+   * (as resetIfAhead does). With one, the candidate's first answer is the
+   * server's reset notice, which proves it like any data.
    */
   async probe() {
     this.counters.requests += 1;
@@ -309,9 +325,10 @@ export class AutoTransport extends Transport {
       const response = await fetch('/api/stats', { cache: 'no-store' });
       if (!response.ok) return null;
       const { store } = await response.json();
-      if (this.lastId !== null && this.lastId > store.last_id) {
+      if (this.epoch === null && this.lastId !== null && this.lastId > store.last_id) {
         this.lastId = null;
-        this.emit({ reset: true });
+        this.epoch = store.epoch ?? null;
+        this.emit({ reset: true, epoch: this.epoch });
       }
       return store.last_id;
     } catch {
@@ -473,21 +490,5 @@ export class AutoTransport extends Transport {
         if (!switched || handoff >= SEND_HANDOFFS) throw error;
       }
     }
-  }
-}
-
-function recall() {
-  try {
-    return sessionStorage.getItem(REMEMBER_KEY);
-  } catch {
-    return null; // storage disabled
-  }
-}
-
-function remember(name) {
-  try {
-    sessionStorage.setItem(REMEMBER_KEY, name);
-  } catch {
-    // Storage disabled: the next load starts from the top.
   }
 }

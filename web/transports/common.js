@@ -1,8 +1,9 @@
 // What every transport module shares, so that each module holds only what
 // makes its transport different: the interface the page talks to, the cursor
 // that makes every resume lossless and duplicate-free, the way back after a
-// failure (backoff with jitter, and starting over when the server restarted
-// with an empty store), and sending over `POST /api/messages`.
+// failure (backoff with jitter), the store's epoch that tells a client when
+// the server's history started again, which server instance answered, and
+// sending over `POST /api/messages`.
 //
 // Every transport is a subclass of `Transport` and describes itself:
 //
@@ -22,8 +23,10 @@
 //   close()            stop receiving; the cursor is kept
 //   onMessage(cb)      cb({message, raw}) for each new message, in id order;
 //                      cb({gap: K}) when K messages were older than the
-//                      server's history; cb({reset: true}) when the server's
-//                      ids started over (a restarted server with a new store)
+//                      server's history; cb({reset: true, epoch}) when the
+//                      server's ids started over (a new epoch: a restarted
+//                      server with a new store, a deleted shared log); the
+//                      new history follows from id 1
 //   onState(cb)        cb(state), state one of STATES
 //   onHeard(cb)        cb() whenever anything at all comes from the server:
 //                      a poll answer, a message (new or already seen), a
@@ -35,7 +38,10 @@
 //                      another transport passes the same clientMsgId, so the
 //                      server stores it once
 //   setOption(key, v)  changes one of its static options
-//   stats()            {requests, emptyResponses, received, state}
+//   onInstance(cb)     cb(instances) when an answer names the server instance
+//                      that gave it (see "Which instance answered" below)
+//   stats()            {requests, emptyResponses, received, state, failures}
+//                      (failures: tries in a row that got no answer)
 //   statsName          the key of its counters in /api/stats (its name; the
 //                      Automatic pane's is the transport it is on)
 //
@@ -55,6 +61,30 @@
 // Every request or connection after the first carries `since=<last id>`, and
 // every message with an id at or below it is dropped: a retry, a reconnect or
 // an overlapping answer can never show a message twice.
+//
+// The epoch says which history the cursor belongs to. Ids start again at 1
+// whenever a store starts empty (an in-memory server restarted, a shared log
+// deleted), and the store then gets a new epoch. The page learns the epoch
+// from GET /api/config and every request or connection carries `epoch=E`
+// beside `since` (SSE in the EventSource's URL, so the browser's own
+// reconnects keep it). When E is not the store's epoch the server ignores
+// `since`, says so first (polling and long polling: `"reset":true,"epoch"`
+// in the answer; SSE: `event: reset`; WebSocket and streaming: a
+// `{"type":"reset","epoch"}` line) and sends the new history from the start:
+// startOver() drops the cursor to 0, takes the new epoch, and tells the pane,
+// which clears its list. Without an epoch (a server that does not name one)
+// the old rule stays as the fallback: `400 cursor_ahead`, or a refused
+// stream whose cursor is ahead of GET /api/stats's newest id, drops the
+// cursor (resetIfAhead()).
+//
+// Which instance answered: when several server instances share one log
+// (`--store redis://…`, docs/scaling.md), every response carries
+// `x-chat-instance: <name>`. fetch() can read it, so poll answers, a
+// stream's response and POST sends report it (noteInstance()). EventSource
+// and WebSocket cannot: the browser hides their response headers from the
+// page, so for SSE and WebSocket the receiving side's instance is hidden
+// from the browser (`static hidesHeaders`); an SSE pane still shows which
+// instance took its last POST.
 
 /** The connection states a transport reports (and the page shows). */
 export const STATES = ['connecting', 'connected', 'reconnecting', 'disconnected'];
@@ -68,6 +98,8 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 15_000;
 /** How often a failed `POST /api/messages` is retried (same client_msg_id). */
 const SEND_RETRIES = 3;
+/** The response header that names the server instance (shared store only). */
+export const INSTANCE_HEADER = 'x-chat-instance';
 
 /**
  * Exponential backoff with "full jitter": wait a random time between 0 and
@@ -140,9 +172,13 @@ export class Transport {
   static summary = '';
   /** The controls the pane shows for this transport (see the top comment). */
   static options = [];
+  /** True when the browser hides the receiving connection's response
+   *  headers from the page (EventSource, WebSocket). */
+  static hidesHeaders = false;
 
-  /** `settings` overrides the defaults of `static options`, by key. */
-  constructor(settings = {}) {
+  /** `settings` overrides the defaults of `static options`, by key;
+   *  `epoch` is the store's, from GET /api/config (null if unknown). */
+  constructor(settings = {}, { epoch = null } = {}) {
     /** The transport's name on the wire (`via`, `/api/stats` key). */
     this.name = this.constructor.name;
     /** The current value of each of `static options`, by key. */
@@ -152,6 +188,14 @@ export class Transport {
     }
     /** The last message id seen, or null before the first answer. */
     this.lastId = null;
+    /** The epoch the cursor belongs to, or null if the server named none. */
+    this.epoch = epoch;
+    /** The instance that gave the last answer of each kind (null: none yet,
+     *  or the server does not say): `receive` (polls, a stream's response)
+     *  and `send` (POSTs), and `last`, whichever came last. */
+    this.instances = { receive: null, send: null, last: null };
+    /** Tries in a row that failed (reset by any answer). */
+    this.failures = 0;
     /** True between connect() and close(). */
     this.running = false;
     /** Bumped by every connect() and close(), so that an answer to a request
@@ -163,6 +207,7 @@ export class Transport {
     this.messageListeners = [];
     this.stateListeners = [];
     this.heardListeners = [];
+    this.instanceListeners = [];
     /** Aborts the fetchPage() request on the wire, if any. */
     this.inFlight = null;
   }
@@ -206,8 +251,17 @@ export class Transport {
     this.heardListeners.push(callback);
   }
 
+  onInstance(callback) {
+    this.instanceListeners.push(callback);
+  }
+
   stats() {
-    return { ...this.counters, state: this.state };
+    return { ...this.counters, state: this.state, failures: this.failures };
+  }
+
+  /** True when the receiving connection's instance cannot be known. */
+  get receiveHidden() {
+    return this.constructor.hidesHeaders;
   }
 
   /** The key of this transport's counters in /api/stats. */
@@ -229,12 +283,14 @@ export class Transport {
   /**
    * The address of the next request or connection: `path`, then
    * `since=<last id>` (none before anything was seen: the server then
-   * answers with its backfill), then `params`, e.g.
-   * url('/longpoll/messages', {wait_s: 25}) → /longpoll/messages?since=16&wait_s=25
+   * answers with its backfill), `epoch=<epoch>` when known, then `params`,
+   * e.g. url('/longpoll/messages', {wait_s: 25})
+   * → /longpoll/messages?since=16&epoch=k3x9&wait_s=25
    */
   url(path, params = {}) {
     const query = new URLSearchParams();
     if (this.lastId !== null) query.set('since', String(this.lastId));
+    if (this.epoch !== null) query.set('epoch', this.epoch);
     for (const [key, value] of Object.entries(params)) query.set(key, String(value));
     const search = query.toString();
     return search ? `${path}?${search}` : path;
@@ -266,6 +322,26 @@ export class Transport {
     this.emit({ gap: missed });
   }
 
+  /** A reset notice: the server's history started again under `epoch`, and
+   *  sends it from the start right after the notice. The cursor goes back
+   *  to 0, the epoch is the new one, and the pane is told. */
+  startOver(epoch) {
+    this.heard();
+    this.lastId = 0;
+    this.epoch = epoch ?? null;
+    this.emit({ reset: true, epoch: this.epoch });
+  }
+
+  /** Reads the instance header of `response`, an answer of `kind`
+   *  (`receive` or `send`), and tells the listeners. */
+  noteInstance(kind, response) {
+    const instance = response.headers.get(INSTANCE_HEADER);
+    if (instance === null) return; // one server on its own: it does not say
+    this.instances[kind] = instance;
+    this.instances.last = instance;
+    for (const callback of this.instanceListeners) callback(this.instances);
+  }
+
   /**
    * One poll request (polling and long polling share them): GET `url`, and
    * the answer as `{"messages":[…],"cursor":C,"missed"?:K}`. Counts the
@@ -277,6 +353,7 @@ export class Transport {
     this.inFlight = controller;
     this.counters.requests += 1;
     const response = await fetch(url, { signal: controller.signal, cache: 'no-store' });
+    this.noteInstance('receive', response);
     if (!response.ok) throw await errorOf(response);
     return response.json();
   }
@@ -284,11 +361,14 @@ export class Transport {
   /** A poll answer came: the server is there (connected, and the next
    *  failure backs off from the start again). Hands on the page's messages
    *  and moves the cursor, also on an empty answer: the first one, without
-   *  `since`, tells a client where the chat is now. */
+   *  `since`, tells a client where the chat is now. A page with `reset`
+   *  starts a new history (startOver()) before its messages. */
   acceptPage(page) {
     this.heard();
     this.backoff.reset();
+    this.failures = 0;
     this.setState('connected');
+    if (page.reset) this.startOver(page.epoch);
     if (page.missed) this.deliverGap(page.missed);
     if (page.messages.length === 0) this.counters.emptyResponses += 1;
     for (const message of page.messages) this.deliver(message, JSON.stringify(message));
@@ -302,6 +382,7 @@ export class Transport {
    *  after 0 rather than a fresh backfill. */
   opened() {
     this.backoff.reset();
+    this.failures = 0;
     if (this.lastId === null) this.lastId = 0;
     this.setState('connected');
   }
@@ -312,33 +393,40 @@ export class Transport {
    * (with url(), so with the cursor), or false when close() or a newer
    * connect() came first and this attempt is over.
    *
-   * The wait is a jittered backoff, except after the reset-if-ahead rule:
-   * a `400 cursor_ahead` means the server restarted with an empty store, so
-   * the cursor is dropped, the pane told, and the next try goes out at once.
+   * The wait is a jittered backoff. A server that knows our epoch never
+   * refuses a cursor from another history (it answers a reset notice), so
+   * the fallback below resets only without one, or when the store's epoch
+   * did change: then a `400 cursor_ahead` means the server restarted with
+   * an empty store, so the cursor is dropped, the pane told, and the next
+   * try goes out at once. In the same epoch it means an instance that has
+   * not yet read the newest messages of a shared log: just try again.
    *
    * `error` is what the request threw, when the transport can read the
    * server's answer (fetch can). `hidden: true` says the server may have
    * refused us without the browser showing why (EventSource and WebSocket
-   * hide the status of a refused request): then the cursor is checked
-   * against /api/stats after the backoff.
+   * hide the status of a refused request): then, without an epoch, the
+   * cursor is checked against /api/stats after the backoff.
    */
   async recover(generation, { error = null, hidden = false } = {}) {
     if (generation !== this.generation) return false;
+    this.failures += 1;
     this.setState('reconnecting');
     if (error?.code === 'cursor_ahead' && (await this.resetIfAhead())) {
       return generation === this.generation;
     }
     await sleep(this.backoff.next());
-    if (hidden && generation === this.generation) await this.resetIfAhead();
+    if (hidden && this.epoch === null && generation === this.generation) await this.resetIfAhead();
     return generation === this.generation;
   }
 
   /**
-   * Is our cursor ahead of the server's newest id? Then the server was
-   * restarted with an empty store, and every `since` we send is refused
-   * (`400 cursor_ahead`): drop the cursor and tell the pane, which shows the
-   * new history from the start. Asks /api/stats rather than trusting one
-   * answer. Returns true if the cursor was reset.
+   * The fallback for a server that does not answer our epoch with a reset
+   * notice: is our cursor ahead of the server's newest id, in another
+   * epoch (or without one)? Then the server was restarted with an empty
+   * store, and every `since` we send is refused (`400 cursor_ahead`): drop
+   * the cursor, take the store's epoch if it names one, and tell the pane,
+   * which shows the new history from the start. Asks /api/stats rather
+   * than trusting one answer. Returns true if the cursor was reset.
    */
   async resetIfAhead() {
     if (this.lastId === null) return false;
@@ -347,11 +435,14 @@ export class Transport {
       if (!response.ok) return false;
       const { store } = await response.json();
       if (this.lastId <= store.last_id) return false;
+      // Same history: that instance has not caught up yet (shared log).
+      if (this.epoch !== null && store.epoch === this.epoch) return false;
+      this.epoch = store.epoch ?? null;
     } catch {
       return false; // The server is down: nothing to learn yet.
     }
     this.lastId = null;
-    this.emit({ reset: true });
+    this.emit({ reset: true, epoch: this.epoch });
     return true;
   }
 
@@ -380,6 +471,7 @@ export class Transport {
       } catch {
         // The request never got an answer: the server is down or unreachable.
       }
+      if (response) this.noteInstance('send', response);
       if (response?.ok) return response.json();
       const error = response
         ? await errorOf(response)

@@ -2,7 +2,7 @@
 //
 // On the wire, one request after another:
 //
-//   GET /longpoll/messages?since=16&wait_s=25
+//   GET /longpoll/messages?since=16&epoch=k3x9&wait_s=25
 //                     … held by the server until message 17 is stored …
 //   200 {"messages":[{"id":17,"user":"ana","text":"hello",…}],"cursor":17}
 //

@@ -2,9 +2,12 @@
 //
 // On the wire, once per interval:
 //
-//   GET /polling/messages?since=16
+//   GET /polling/messages?since=16&epoch=k3x9
 //
 //   200 {"messages":[{"id":17,"user":"ana","text":"hello",…}],"cursor":17}
+//
+// (after a restart, a different epoch: `"reset":true,"epoch":"…"` and the
+// new history from id 1; see common.js)
 //
 // The server answers at once, usually with an empty list. Nothing is held
 // between polls: the client's whole state is one number, the cursor, sent as
@@ -45,8 +48,8 @@ export class PollingTransport extends Transport {
     },
   ];
 
-  constructor(settings) {
-    super(settings);
+  constructor(settings, context) {
+    super(settings, context);
     /** The timer of the next poll, while one is waiting. */
     this.timer = null;
   }

@@ -2,7 +2,7 @@
 //
 // On the wire, one GET whose response never ends:
 //
-//   GET /sse/events?since=16            accept: text/event-stream
+//   GET /sse/events?since=16&epoch=k3x9    accept: text/event-stream
 //
 //   200 content-type: text/event-stream
 //   retry: 1000
@@ -14,8 +14,10 @@
 //
 // One event per message, named `message` (the default), carrying the stored
 // JSON and the message id as the event id. A cursor older than the server's
-// history first gets `event: gap` with `data: {"missed":K}`. Comment lines
-// keep the stream alive through quiet spells.
+// history first gets `event: gap` with `data: {"missed":K}`; an epoch that
+// is not the store's (the history started again) gets `event: reset` with
+// `data: {"epoch":"…"}`, then the new history from id 1. Comment lines keep
+// the stream alive through quiet spells.
 //
 // The browser's EventSource parses all this, and does half of resuming by
 // itself: it remembers the last `id:` it saw and, when the stream drops,
@@ -28,6 +30,16 @@
 // new EventSource with since=<last id seen> after a backoff with jitter.
 // Either way the cursor rule drops anything already seen.
 //
+// The epoch is in the EventSource's URL, so the browser's own reconnects
+// carry it beside `Last-Event-ID`. That URL cannot change, so after a reset
+// this module closes the EventSource and opens a new one with since=0 and
+// the new epoch; otherwise the browser's next reconnect would name the old
+// epoch and be reset a second time.
+//
+// Which instance answered: EventSource hides the response's headers, so the
+// instance the stream comes from is hidden from the browser; only the
+// POST sends show theirs (see common.js).
+//
 // Sending: EventSource only receives, so sends are
 // POST /api/messages with "via":"sse" (see common.js).
 
@@ -37,9 +49,10 @@ export class SseTransport extends Transport {
   static name = 'sse';
   static title = 'Server-Sent Events';
   static summary = 'One response that never ends, one event per message. Sends go over POST.';
+  static hidesHeaders = true;
 
-  constructor(settings) {
-    super(settings);
+  constructor(settings, context) {
+    super(settings, context);
     /** The current EventSource, if any. */
     this.source = null;
   }
@@ -65,6 +78,13 @@ export class SseTransport extends Transport {
     source.addEventListener('gap', (event) => {
       this.deliverGap(JSON.parse(event.data).missed);
     });
+    source.addEventListener('reset', (event) => {
+      if (generation !== this.generation || source !== this.source) return;
+      this.startOver(JSON.parse(event.data).epoch);
+      // Reopen with the new epoch in the URL (see the top comment).
+      source.close();
+      this.open(generation);
+    });
     source.addEventListener('error', () => this.failed(source, generation));
   }
 
@@ -75,12 +95,13 @@ export class SseTransport extends Transport {
       // with Last-Event-ID. That retry is one more request.
       this.setState('reconnecting');
       this.counters.requests += 1;
+      this.failures += 1;
       return;
     }
     // CLOSED: the browser gave up, and hides why. Start over with our own
-    // cursor; recover() first checks whether the server lost its history (a
-    // restart with a new store refuses our cursor as being ahead of its
-    // newest id).
+    // cursor and epoch; without an epoch, recover() first checks whether
+    // the server lost its history (a restart with a new store refuses our
+    // cursor as being ahead of its newest id).
     source.close();
     this.source = null;
     if (await this.recover(generation, { hidden: true })) this.open(generation);

@@ -2,12 +2,14 @@
 //
 // On the wire, one GET whose response never ends, one JSON line per message:
 //
-//   GET /stream/messages?since=16
+//   GET /stream/messages?since=16&epoch=k3x9
 //
 //   200 content-type: application/x-ndjson
 //   {"id":17,"user":"ana","text":"hello",…}
 //   {"type":"ping"}                       after 15 s without a line
 //   {"type":"gap","missed":K}             cursor older than the history
+//   {"type":"reset","epoch":"…"}          the history started again (a new
+//                                         epoch); the new one follows from 1
 //
 // History: before SSE had a name, pages got pushed data from a response
 // that never ended, through a hidden "forever iframe" fed <script> tags, or
@@ -25,7 +27,8 @@
 //   until its newline comes. JSON escapes every line break inside a string,
 //   so one line is always one whole message or control line.
 // - dispatch: a line without `type` is a message; `gap` is a gap notice;
-//   `ping` carries nothing but proves the stream is alive.
+//   `reset` starts the new history (cursor 0, the new epoch, which the next
+//   request carries); `ping` carries nothing but proves the stream is alive.
 // - liveness: a connection that died without a FIN (a laptop lid, a NAT
 //   that forgot us) stays silent forever. The server writes at least a ping
 //   every 15 s, so a stream silent for SILENCE_LIMIT_MS is aborted.
@@ -36,6 +39,9 @@
 //
 // Sending: the response only carries news down, so sends are
 // POST /api/messages with "via":"stream" (see common.js).
+//
+// Which instance answered: fetch() shows the response's headers, so the
+// pane knows the instance its stream comes from (x-chat-instance).
 
 import { Transport, errorOf } from './common.js';
 
@@ -49,8 +55,8 @@ export class StreamTransport extends Transport {
   static title = 'HTTP streaming';
   static summary = 'One fetch whose response never ends, read line by line; the page does all the protocol. Sends go over POST.';
 
-  constructor(settings) {
-    super(settings);
+  constructor(settings, context) {
+    super(settings, context);
     /** Aborts the fetch on the wire, if any. */
     this.controller = null;
     /** Aborts a silent stream (see SILENCE_LIMIT_MS). */
@@ -93,6 +99,7 @@ export class StreamTransport extends Transport {
       cache: 'no-store',
       headers: { Accept: 'application/x-ndjson' },
     });
+    this.noteInstance('receive', response);
     if (!response.ok) throw await errorOf(response);
     if (generation !== this.generation) return;
     this.opened();
@@ -128,6 +135,7 @@ export class StreamTransport extends Transport {
     }
     if (value.type === undefined) this.deliver(value, text);
     else if (value.type === 'gap') this.deliverGap(value.missed);
+    else if (value.type === 'reset') this.startOver(value.epoch);
     else this.heard(); // ping (and lines this page does not use): alive
   }
 }

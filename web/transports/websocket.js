@@ -3,9 +3,11 @@
 // On the wire, one HTTP request that upgrades into a two-way stream of
 // frames:
 //
-//   GET /ws?since=16     upgrade: websocket          → 101 Switching Protocols
+//   GET /ws?since=16&epoch=k3x9   upgrade: websocket  → 101 Switching Protocols
 //   ← {"id":17,"user":"ana","text":"hello",…}          a message: no "type"
 //   ← {"type":"gap","missed":K}                        cursor older than history
+//   ← {"type":"reset","epoch":"…"}                     the history started again:
+//                                                      the new one follows from id 1
 //   → {"type":"send","user":"bob","text":"hi","client_msg_id":"c1"}
 //   ← {"type":"ack","client_msg_id":"c1","id":18}      stored as message 18
 //   ← {"id":18,"user":"bob","text":"hi",…,"via":"websocket"}
@@ -25,6 +27,10 @@
 //
 // An error frame names no client_msg_id. The server answers one socket's
 // frames in order, so it belongs to the oldest send still waiting.
+//
+// Which instance answered: the browser shows the page no header of the 101
+// answer, and sends go over the socket, so the instance a WebSocket pane
+// talks to is hidden from the browser (see common.js).
 
 import { SendError, Transport, newClientMsgId } from './common.js';
 
@@ -37,9 +43,10 @@ export class WebSocketTransport extends Transport {
   static name = 'websocket';
   static title = 'WebSocket';
   static summary = 'One upgraded connection: messages come down and sends go up, as frames.';
+  static hidesHeaders = true;
 
-  constructor(settings) {
-    super(settings);
+  constructor(settings, context) {
+    super(settings, context);
     /** The current socket, if any. */
     this.socket = null;
     /** Sends waiting for an answer, oldest first: client_msg_id → entry. */
@@ -94,9 +101,9 @@ export class WebSocketTransport extends Transport {
       if (event.code === CLOSE_TOO_BIG) {
         this.failPending(new SendError('too_big', 'the server refused a frame as too big'));
       }
-      // A refused upgrade (say, 400 cursor_ahead after a server restart)
-      // never opens; it looks like any lost connection (1006), so recover()
-      // checks the cursor before the next try.
+      // A refused upgrade never opens; it looks like any lost connection
+      // (1006). Without an epoch it may be a 400 cursor_ahead after a server
+      // restart, so recover() then checks the cursor before the next try.
       if (await this.recover(generation, { hidden: !opened })) this.open(generation);
     });
   }
@@ -113,6 +120,8 @@ export class WebSocketTransport extends Transport {
       this.deliver(frame, data);
     } else if (frame.type === 'gap') {
       this.deliverGap(frame.missed);
+    } else if (frame.type === 'reset') {
+      this.startOver(frame.epoch);
     } else if (frame.type === 'ack') {
       this.settle(frame.client_msg_id, null, { id: frame.id, client_msg_id: frame.client_msg_id });
     } else if (frame.type === 'error') {

@@ -10,233 +10,46 @@
 //! `CHAT_SCREENSHOT=path.png` makes `counters_move` also save a screenshot
 //! of the page in use (that is how `docs/screenshot.png` is made).
 //!
-//! The Automatic pane is tested twice: on a direct connection it must settle
-//! on WebSocket, and behind [`bad_proxy`] (a proxy that strips the WebSocket
-//! upgrade and holds back never-ending responses) it must fall back to long
-//! polling, saying why it left each better transport.
+//! The Automatic pane is tested on a direct connection (it must settle on
+//! WebSocket), behind [`bad_proxy`] (a proxy that strips the WebSocket
+//! upgrade and holds back never-ending responses: it must fall back to long
+//! polling, saying why it left each better transport), and behind the three
+//! real nginx setups of `tests/support/nginx.rs` (`browser/proxies.rs`).
+//! `browser/scale.rs` runs the page against instances that share a Redis
+//! log: a deleted log (a new epoch) and a round-robin balancer.
+//!
+//! `browser/installed.rs` copies a release build into an empty folder and
+//! loads the page from it. The browser half (finding Chromium, opening the
+//! page, reading it) is in `browser/page.rs`.
 
 #[allow(dead_code)]
 #[path = "suite/helpers.rs"]
 mod helpers;
+#[path = "support/nginx.rs"]
+mod nginx;
+#[allow(dead_code)]
+#[path = "support/redis.rs"]
+mod redis_server;
 
-use std::io::Write;
+#[path = "browser/bad_proxy.rs"]
+mod bad_proxy;
+#[path = "browser/installed.rs"]
+mod installed;
+#[path = "browser/page.rs"]
+mod page;
+#[path = "browser/proxies.rs"]
+mod proxies;
+#[path = "browser/scale.rs"]
+mod scale;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Once;
 use std::time::Duration;
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
-use chromiumoxide::handler::viewport::Viewport;
-use chromiumoxide::page::{Page, ScreenshotParams};
-use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use chromiumoxide::page::ScreenshotParams;
 
+use bad_proxy::bad_proxy;
 use helpers::{PATIENCE, TestApp, spawn_app};
-
-/// The panes, in page order: one per transport, then the Automatic one.
-const PANES: [&str; 6] = ["polling", "longpoll", "sse", "websocket", "stream", "auto"];
-
-/// The `via` of a message sent from `pane` on a direct connection: its
-/// transport's name; the Automatic pane sends through WebSocket.
-fn via_of(pane: &str) -> &str {
-    if pane == "auto" { "websocket" } else { pane }
-}
-
-/// Where the browser is looked for when `CHROMIUM` is not set.
-const CHROMIUM_PATHS: [&str; 3] = [
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-];
-
-/// The browser: at `CHROMIUM` if set, else at one of [`CHROMIUM_PATHS`];
-/// `Err` says where it was looked for.
-fn find_chromium() -> Result<PathBuf, String> {
-    if let Ok(path) = std::env::var("CHROMIUM") {
-        let path = PathBuf::from(path);
-        return if path.exists() {
-            Ok(path)
-        } else {
-            Err(format!("CHROMIUM={} does not exist", path.display()))
-        };
-    }
-    CHROMIUM_PATHS
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .ok_or_else(|| format!("none of {} exists", CHROMIUM_PATHS.join(", ")))
-}
-
-/// What to do without a browser: fail, unless `CHAT_SKIP_BROWSER=1` asks to
-/// skip (outside CI), in which case the skip is announced on stderr, once,
-/// past the test harness's capture so that it shows in every run.
-fn no_browser(looked: &str) {
-    let ci = std::env::var("CI").as_deref() == Ok("true");
-    let skip = std::env::var("CHAT_SKIP_BROWSER").as_deref() == Ok("1");
-    let install = "Install it with `apt-get install chromium` (Debian's package; `.ci/run` \
-                   does that), or set CHROMIUM=/path/to/chromium";
-    assert!(
-        !ci,
-        "no Chromium for the browser tests ({looked}), and CI=true: a CI run must \
-         install it. {install}."
-    );
-    assert!(
-        skip,
-        "no Chromium for the browser tests ({looked}). {install}; or set \
-         CHAT_SKIP_BROWSER=1 to skip these tests."
-    );
-    static BANNER: Once = Once::new();
-    BANNER.call_once(|| {
-        let line = "=".repeat(72);
-        // Straight to the process's stderr: `eprintln!` would be captured
-        // and shown only for a failing test.
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "\n{line}\nSKIPPED: browser tests did not run (CHAT_SKIP_BROWSER=1).\n\
-             No Chromium: {looked}.\n\
-             The page was NOT tested. {install}, and unset CHAT_SKIP_BROWSER.\n{line}\n"
-        );
-    });
-}
-
-/// A browser with the page open on a fresh demo server.
-struct Session {
-    app: TestApp,
-    browser: Browser,
-    page: Page,
-    _profile: tempfile::TempDir,
-}
-
-/// Starts the demo server and a browser on its page, once every pane is
-/// connected; `None` when there is no browser and the tests are skipped.
-async fn open_page() -> Option<Session> {
-    open_page_on(spawn_app().await).await
-}
-
-/// A browser on `app`'s page, once every pane is connected.
-async fn open_page_on(app: TestApp) -> Option<Session> {
-    let url = app.url("/");
-    open_page_at(
-        app,
-        &url,
-        "every pane connected",
-        "document.body.dataset.ready === 'true'",
-    )
-    .await
-}
-
-/// A browser on the page at `url` (`app`'s, or a proxy in front of it),
-/// once `ready` (a script expression, described by `what`) holds.
-async fn open_page_at(app: TestApp, url: &str, what: &str, ready: &str) -> Option<Session> {
-    let chromium = match find_chromium() {
-        Ok(path) => path,
-        Err(looked) => {
-            no_browser(&looked);
-            return None;
-        }
-    };
-    let profile = tempfile::tempdir().expect("profile dir");
-    let config = BrowserConfig::builder()
-        .chrome_executable(chromium)
-        .new_headless_mode()
-        .no_sandbox()
-        .user_data_dir(profile.path())
-        .viewport(Viewport {
-            width: 1440,
-            height: 900,
-            ..Viewport::default()
-        })
-        .window_size(1440, 900)
-        .args([
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .launch_timeout(PATIENCE)
-        .request_timeout(PATIENCE)
-        .build()
-        .expect("browser config");
-    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
-    tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let page = browser.new_page(url).await.expect("page opens");
-    let session = Session {
-        app,
-        browser,
-        page,
-        _profile: profile,
-    };
-    session.wait_for(what, ready).await;
-    Some(session)
-}
-
-impl Session {
-    /// Evaluates `expression` in the page.
-    async fn js<T: DeserializeOwned>(&self, expression: &str) -> T {
-        self.page
-            .evaluate(expression)
-            .await
-            .unwrap_or_else(|e| panic!("evaluating {expression}: {e}"))
-            .into_value()
-            .unwrap_or_else(|e| panic!("result of {expression}: {e}"))
-    }
-
-    /// Polls a boolean expression until it holds, at most [`PATIENCE`].
-    async fn wait_for(&self, what: &str, expression: &str) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while tokio::time::Instant::now() < deadline {
-            if self
-                .page
-                .evaluate(expression)
-                .await
-                .ok()
-                .and_then(|r| r.into_value::<bool>().ok())
-                == Some(true)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("never happened: {what} ({expression})");
-    }
-
-    /// The ids a pane shows, in order.
-    async fn ids(&self, pane: &str) -> Vec<u64> {
-        self.js(&format!(
-            "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
-             .map(li => Number(li.dataset.id))"
-        ))
-        .await
-    }
-
-    /// Sends `text` from a pane's own send box, as a user would.
-    async fn send_from(&self, pane: &str, text: &str) {
-        let field = self
-            .page
-            .find_element(format!(
-                ".pane[data-transport={pane}] form.send [name=text]"
-            ))
-            .await
-            .expect("send box");
-        field.click().await.expect("focus");
-        field.type_str(text).await.expect("type");
-        field.press_key("Enter").await.expect("Enter sends");
-    }
-
-    async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
-    }
-}
-
-/// JSON string literal for embedding text in a script.
-fn js_string(text: &str) -> String {
-    serde_json::to_string(text).expect("string")
-}
+use page::{PANES, js_string, open_page, open_page_at, open_page_on, via_of};
 
 /// The page loads with six panes, each connected, in order, and the
 /// Automatic pane, on a direct connection, settles on WebSocket without
@@ -633,112 +446,4 @@ async fn automatic_falls_back_behind_a_bad_proxy() {
         )
         .await;
     session.close().await;
-}
-
-/// A badly set-up proxy in front of `upstream`, like an nginx without the
-/// WebSocket lines and with buffering forced on: it drops the `Upgrade` and
-/// `Connection` headers of every request, and of a response to
-/// `/sse/` or `/stream/` it passes the head but holds the body back until
-/// 64 KiB have gathered. One request per connection (`connection: close`).
-async fn bad_proxy(upstream: SocketAddr) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the proxy");
-    let addr = listener.local_addr().expect("the proxy's address");
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                // A connection that breaks is the browser's to retry.
-                let _ = relay(client, upstream).await;
-            });
-        }
-    });
-    addr
-}
-
-/// What the proxy holds back from a never-ending response.
-const PROXY_BUFFER: usize = 64 * 1024;
-
-/// One request through [`bad_proxy`].
-async fn relay(mut client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
-    let (head, rest) = read_head(&mut client).await?;
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_owned();
-    let path = request_line.split(' ').nth(1).unwrap_or("/");
-    let held = path.starts_with("/sse/") || path.starts_with("/stream/");
-    let mut forwarded = format!("{request_line}\r\n");
-    for line in lines.filter(|l| !l.is_empty()) {
-        let name = line
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if !matches!(name.as_str(), "connection" | "upgrade" | "keep-alive") {
-            forwarded.push_str(line);
-            forwarded.push_str("\r\n");
-        }
-    }
-    forwarded.push_str("connection: close\r\n\r\n");
-
-    let mut server = TcpStream::connect(upstream).await?;
-    server.write_all(forwarded.as_bytes()).await?;
-    server.write_all(&rest).await?;
-    let (mut from_client, mut to_client) = client.into_split();
-    let (mut from_server, mut to_server) = server.into_split();
-    // The request's body, if any, and the client's hang-up.
-    let mut up = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
-    });
-    let down = async {
-        if held {
-            let (head, mut body) = read_head(&mut from_server).await?;
-            to_client.write_all(&head).await?;
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = from_server.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-                if body.len() >= PROXY_BUFFER {
-                    to_client.write_all(&body).await?;
-                    body.clear();
-                }
-            }
-            to_client.write_all(&body).await?;
-        } else {
-            tokio::io::copy(&mut from_server, &mut to_client).await?;
-        }
-        to_client.shutdown().await
-    };
-    tokio::select! {
-        // The browser hung up (say, it aborted a held stream).
-        _ = &mut up => Ok(()),
-        done = down => {
-            // Answered: let the browser read it all and hang up, rather than
-            // closing under it (which could reset the connection).
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut up).await;
-            up.abort();
-            done
-        }
-    }
-}
-
-/// Reads up to the end of an HTTP head: the head (blank line included) and
-/// whatever came after it.
-async fn read_head<R: AsyncReadExt + Unpin>(reader: &mut R) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = bytes.split_off(end + 4);
-            return Ok((bytes, rest));
-        }
-        let n = reader.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        bytes.extend_from_slice(&chunk[..n]);
-    }
 }

@@ -10,7 +10,9 @@
 //! port, `{{UPSTREAM}}` the server's address, `{{TEMP}}` the directory,
 //! which also holds the pid file, the logs and nginx's temporary files. nginx
 //! runs in the foreground (`daemon off; master_process off;`) as a child of
-//! the test, which kills it on drop.
+//! the test, which kills it on drop. [`Nginx::start_balancer`] does the same
+//! with `docs/nginx-balancer.conf` ([`Setup::Balancer`]) in front of two
+//! instances, `{{UPSTREAM_A}}` and `{{UPSTREAM_B}}`.
 //!
 //! The binary is `$NGINX` if set, else Debian's `/usr/sbin/nginx`, else
 //! `nginx` on the `PATH`. Without one, [`Nginx::start`] panics with what to
@@ -52,10 +54,14 @@ pub enum Setup {
     /// streams included, which holds their bytes back
     /// (`docs/nginx-proxy-compressing.conf`).
     Compressing,
+    /// A load balancer in front of two instances that share one log: round
+    /// robin, no sticky sessions, set up as `Correct` otherwise
+    /// (`docs/nginx-balancer.conf`). Started with [`Nginx::start_balancer`].
+    Balancer,
 }
 
 impl Setup {
-    /// Every setup.
+    /// Every setup in front of one server (all but [`Setup::Balancer`]).
     pub const ALL: [Setup; 3] = [Setup::Correct, Setup::NoUpgrade, Setup::Compressing];
 
     /// Its name, as in the configuration's file name.
@@ -64,6 +70,7 @@ impl Setup {
             Setup::Correct => "correct",
             Setup::NoUpgrade => "no-upgrade",
             Setup::Compressing => "compressing",
+            Setup::Balancer => "balancer",
         }
     }
 
@@ -73,16 +80,27 @@ impl Setup {
             Setup::Correct => include_str!("../../../../docs/nginx-proxy-correct.conf"),
             Setup::NoUpgrade => include_str!("../../../../docs/nginx-proxy-no-upgrade.conf"),
             Setup::Compressing => include_str!("../../../../docs/nginx-proxy-compressing.conf"),
+            Setup::Balancer => include_str!("../../../../docs/nginx-balancer.conf"),
         }
     }
 
     /// The configuration for nginx on `listen`, in front of `upstream`,
     /// keeping its files in `temp`.
     pub fn config(self, listen: SocketAddr, upstream: SocketAddr, temp: &Path) -> String {
+        self.config_for(listen, &[upstream], temp)
+    }
+
+    /// The configuration for nginx on `listen`, in front of `upstreams` (the
+    /// first fills `{{UPSTREAM}}` and `{{UPSTREAM_A}}`, the second
+    /// `{{UPSTREAM_B}}`), keeping its files in `temp`.
+    pub fn config_for(self, listen: SocketAddr, upstreams: &[SocketAddr], temp: &Path) -> String {
+        let nth = |i: usize| upstreams.get(i).map(|a| a.to_string()).unwrap_or_default();
         let config = self
             .template()
             .replace("{{LISTEN}}", &listen.to_string())
-            .replace("{{UPSTREAM}}", &upstream.to_string())
+            .replace("{{UPSTREAM}}", &nth(0))
+            .replace("{{UPSTREAM_A}}", &nth(0))
+            .replace("{{UPSTREAM_B}}", &nth(1))
             .replace("{{TEMP}}", &temp.display().to_string());
         assert!(
             !config.contains("{{"),
@@ -118,12 +136,22 @@ impl Nginx {
     /// when nginx is missing and skipping was asked for (see the module's
     /// documentation); panics when it cannot start.
     pub async fn start(setup: Setup, upstream: SocketAddr) -> Option<Nginx> {
+        Self::start_with(setup, &[upstream]).await
+    }
+
+    /// Starts [`Setup::Balancer`] in front of two instances, `a` and `b`, as
+    /// [`Nginx::start`] does.
+    pub async fn start_balancer(a: SocketAddr, b: SocketAddr) -> Option<Nginx> {
+        Self::start_with(Setup::Balancer, &[a, b]).await
+    }
+
+    async fn start_with(setup: Setup, upstreams: &[SocketAddr]) -> Option<Nginx> {
         let binary = match find_binary() {
             Ok(binary) => binary,
             Err(why) => return missing(&why),
         };
         for attempt in 1..=PORT_ATTEMPTS {
-            match Self::start_once(&binary, setup, upstream).await {
+            match Self::start_once(&binary, setup, upstreams).await {
                 Ok(nginx) => return Some(nginx),
                 Err(log) if log.contains("Address already in use") && attempt < PORT_ATTEMPTS => {}
                 Err(log) => panic!("nginx ({setup}) did not start:\n{log}"),
@@ -137,7 +165,7 @@ impl Nginx {
     async fn start_once(
         binary: &Path,
         setup: Setup,
-        upstream: SocketAddr,
+        upstreams: &[SocketAddr],
     ) -> Result<Nginx, String> {
         let dir = tempfile::Builder::new()
             .prefix("chat-nginx-")
@@ -145,7 +173,8 @@ impl Nginx {
             .expect("a temporary directory");
         let addr = free_port();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, setup.config(addr, upstream, dir.path())).expect("write nginx.conf");
+        let config = setup.config_for(addr, upstreams, dir.path());
+        std::fs::write(&conf, config).expect("write nginx.conf");
         let output = std::fs::File::create(dir.path().join("output.log")).expect("output.log");
         let child = Command::new(binary)
             .arg("-p")
