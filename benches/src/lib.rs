@@ -12,14 +12,19 @@
 //!   one command, written to `docs/results.md` ([`wire`] measures at the
 //!   socket through a counting [`relay`]; the load runs are the
 //!   `chat-loadgen` crate's `loadgen`, whose `/api/stats` reader and `/proc`
-//!   sampler `compare` shares).
+//!   sampler `compare` shares; [`processes`] starts the server processes,
+//!   `loadgen` runs and `redis-server` its load runs use, and [`scale`] is
+//!   its section on several instances sharing one Redis log).
 //!
 //! The load generator is its own crate: `cargo run --release -p chat-loadgen
 //! -- --help` (many clients of one transport against a server, with
 //! latency, loss, duplicates, bytes per message, and the server's memory and
 //! CPU).
 
+pub mod processes;
 pub mod relay;
+pub mod scale;
+pub mod tables;
 pub mod wire;
 
 use chat_http::{Config, RunningServer};

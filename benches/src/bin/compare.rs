@@ -16,7 +16,12 @@
 //!   10,000 clients at 10 messages/s, through the `loadgen` binary (package
 //!   `chat-loadgen`, built first, in this binary's profile, into the same
 //!   folder) against a server in its own process (this binary, re-run with
-//!   `--serve`), so that the server's memory and CPU are its own.
+//!   `--serve`), so that the server's memory and CPU are its own;
+//! - several instances on a shared Redis log ([`chat_benches::scale`]):
+//!   1,000 subscribers on one memory server, then split over two servers
+//!   on one `redis-server` it starts itself, for every transport, with the
+//!   Redis commands each message cost. `--no-scale` skips it, `--scale-only`
+//!   runs nothing else; without `redis-server` it is skipped with a note.
 //!
 //! What it shares with `loadgen` rather than copies: the `/api/stats` reader
 //! ([`chat_loadgen::stats`], through [`chat_benches::wire`]), the `/proc`
@@ -33,9 +38,11 @@ use anyhow::Context;
 use clap::Parser;
 use plotters::prelude::*;
 
+use chat_benches::processes::{ServerProcess, run_loadgen};
+use chat_benches::scale;
 use chat_benches::wire::{Scenario, WireResult, measure};
 use chat_client::Transport;
-use chat_loadgen::report::{TABLE_ALIGN, TABLE_HEADER, parse_output};
+use chat_loadgen::report::{TABLE_ALIGN, TABLE_HEADER};
 use chat_loadgen::{process, server};
 
 /// Command line.
@@ -57,61 +64,89 @@ struct Cli {
     /// Skip the load runs (they take about four minutes).
     #[arg(long)]
     no_load: bool,
+    /// Skip the section on several instances sharing one Redis log (about
+    /// three minutes).
+    #[arg(long, conflicts_with = "scale_only")]
+    no_scale: bool,
+    /// Run only that section (with --quick: 3 s of sending per row).
+    #[arg(long)]
+    scale_only: bool,
     /// Internal: serve the demo on this address until SIGTERM.
     #[arg(long, hide = true)]
     serve: Option<std::net::SocketAddr>,
+    /// Internal: with --serve, the store (`redis://HOST:PORT`).
+    #[arg(long, hide = true, requires = "serve")]
+    serve_store: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(addr) = cli.serve {
-        return serve(addr).await;
+        return serve(addr, cli.serve_store).await;
     }
     let idle = Duration::from_secs(if cli.quick { 10 } else { 60 });
     let command = std::env::args().collect::<Vec<_>>().join(" ");
 
     let mut results = Vec::new();
-    for scenario in [
-        Scenario::OneAtATime(cli.one_at_a_time),
-        Scenario::Burst(cli.burst),
-    ] {
-        for transport in Transport::ALL {
-            eprintln!("{}: {}", transport.as_str(), scenario.name());
-            results.push(measure(transport, scenario).await?);
+    if !cli.scale_only {
+        for scenario in [
+            Scenario::OneAtATime(cli.one_at_a_time),
+            Scenario::Burst(cli.burst),
+        ] {
+            for transport in Transport::ALL {
+                eprintln!("{}: {}", transport.as_str(), scenario.name());
+                results.push(measure(transport, scenario).await?);
+            }
         }
+        eprintln!(
+            "idle: all {} at once, {} s",
+            Transport::ALL.len(),
+            idle.as_secs()
+        );
+        let idle_runs = futures_util::future::try_join_all(
+            Transport::ALL.map(|t| measure(t, Scenario::Idle(idle))),
+        )
+        .await?;
+        results.extend(idle_runs);
     }
-    eprintln!(
-        "idle: all {} at once, {} s",
-        Transport::ALL.len(),
-        idle.as_secs()
-    );
-    let idle_runs = futures_util::future::try_join_all(
-        Transport::ALL.map(|t| measure(t, Scenario::Idle(idle))),
-    )
-    .await?;
-    results.extend(idle_runs);
 
-    let load = if cli.no_load {
+    let load = if cli.no_load || cli.scale_only {
         Vec::new()
     } else {
         load_runs().await?
     };
+    let scale = if cli.no_scale {
+        None
+    } else {
+        let load = if cli.quick { scale::QUICK } else { scale::FULL };
+        let this = std::env::current_exe()?;
+        Some(scale::measure(&this, &loadgen_binary()?, load).await?)
+    };
 
     std::fs::create_dir_all(cli.out.join("results"))?;
-    chart_bytes(&results, &cli.out.join("results/bytes_per_message.svg"))?;
-    let mut markdown = report(&results, &command, idle)?;
+    let mut markdown = heading(&command)?;
+    if !cli.scale_only {
+        chart_bytes(&results, &cli.out.join("results/bytes_per_message.svg"))?;
+        markdown.push_str(&report(&results, idle)?);
+    }
     if !load.is_empty() {
         chart_memory(&load, &cli.out.join("results/memory_per_connection.svg"))?;
         markdown.push_str(&load_report(&load)?);
     }
+    if let Some(scale) = &scale {
+        markdown.push_str(&scale::markdown(scale)?);
+    }
     let path = cli.out.join("results.md");
     std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("wrote {}", path.display());
+    // The tables of comparison.md and the README's decision guide, from it.
+    chat_benches::tables::update_docs(&cli.out)?;
     Ok(())
 }
 
-fn report(results: &[WireResult], command: &str, idle: Duration) -> anyhow::Result<String> {
+/// The page's title and the line saying how, where and when it was measured.
+fn heading(command: &str) -> anyhow::Result<String> {
     let mut md = String::new();
     writeln!(md, "# Results\n")?;
     writeln!(
@@ -124,6 +159,12 @@ fn report(results: &[WireResult], command: &str, idle: Duration) -> anyhow::Resu
         std::env::consts::ARCH,
         now_utc(),
     )?;
+    Ok(md)
+}
+
+/// The wire and idle sections.
+fn report(results: &[WireResult], idle: Duration) -> anyhow::Result<String> {
+    let mut md = String::new();
     writeln!(md, "## Wire overhead per delivered message\n")?;
     writeln!(
         md,
@@ -347,42 +388,10 @@ async fn load_run(
     rate: u32,
     seconds: u32,
 ) -> anyhow::Result<LoadRun> {
-    use tokio::io::AsyncBufReadExt;
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["--serve", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = server.stdout.take().context("server stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await??
-        .context("server printed nothing")?;
-    let url = line
-        .strip_prefix("listening on ")
-        .context("unexpected server output")?
-        .to_owned();
-    let pid = server.id().context("server pid")?;
-    let output = tokio::process::Command::new(loadgen)
-        .args(["--url", &url, "--server-pid", &pid.to_string()])
-        .args(["--transport", transport.as_str()])
-        .args([
-            "--clients",
-            &clients.to_string(),
-            "--rate",
-            &rate.to_string(),
-        ])
-        .args(["--duration", &seconds.to_string()])
-        .output()
-        .await?;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(20), server.wait()).await;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let parsed = parse_output(&text, transport)
-        .with_context(|| format!("no result row from loadgen:\n{text}"))?;
+    let server = ServerProcess::start(&std::env::current_exe()?, None).await?;
+    let output = run_loadgen(loadgen, &[&server], transport, clients, rate, seconds).await;
+    server.stop().await;
+    let parsed = output?;
     Ok(LoadRun {
         transport,
         clients,
@@ -441,10 +450,15 @@ fn chart_memory(runs: &[LoadRun], path: &std::path::Path) -> anyhow::Result<()> 
     )
 }
 
-/// `--serve`: the demo server alone, until SIGTERM or Ctrl-C.
-async fn serve(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+/// `--serve`: the demo server alone, until SIGTERM or Ctrl-C, on the store
+/// `--serve-store` names (memory without it).
+async fn serve(addr: std::net::SocketAddr, store: Option<String>) -> anyhow::Result<()> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let server = server::start(addr, chat_http::Config::default())?;
+    let config = chat_http::Config {
+        store_url: store,
+        ..chat_http::Config::default()
+    };
+    let server = server::open(addr, config).await?;
     println!("listening on http://{}", server.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -39,16 +39,33 @@ pub struct Cli {
     /// Send this many messages, then stop.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub messages: Option<u64>,
-    /// The server (loopback only).
-    #[arg(long, default_value = DEFAULT_URL, conflicts_with = "in_process")]
-    pub url: String,
+    /// The server (loopback only). Give it more than once (`--url A --url B`
+    /// or `--url A,B`) for several instances that share one log (`chat-demo
+    /// --store redis://…`): subscribers are spread over them round-robin,
+    /// and so are sends, so messages cross from one instance to another.
+    #[arg(
+        long = "url",
+        visible_alias = "urls",
+        value_name = "URL",
+        default_value = DEFAULT_URL,
+        value_delimiter = ',',
+        conflicts_with = "in_process"
+    )]
+    pub urls: Vec<String>,
     /// Start the demo server in this process (default settings) and use it.
     #[arg(long)]
     pub in_process: bool,
     /// The server's process id, to report its memory and CPU time
-    /// (`--in-process` uses this process's own).
-    #[arg(long, conflicts_with = "in_process")]
-    pub server_pid: Option<u32>,
+    /// (`--in-process` uses this process's own). Repeat it (or give a
+    /// comma-separated list) for several servers: their RSS and CPU are
+    /// summed.
+    #[arg(
+        long = "server-pid",
+        value_name = "PID",
+        value_delimiter = ',',
+        conflicts_with = "in_process"
+    )]
+    pub server_pids: Vec<u32>,
     /// Pause between regular polls, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_interval_ms: u64,
@@ -106,6 +123,20 @@ impl SendFor {
             SendFor::Count(n) => n,
         }
     }
+}
+
+/// Every `--url` through [`loopback_base`], refusing one given twice (its
+/// counters would be added up twice).
+pub fn loopback_bases(urls: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut bases: Vec<String> = Vec::with_capacity(urls.len());
+    for url in urls {
+        let base = loopback_base(url)?;
+        if bases.contains(&base) {
+            bail!("--url {url:?} is given twice");
+        }
+        bases.push(base);
+    }
+    Ok(bases)
 }
 
 /// `url` without a trailing slash, if it is `http://` to a loopback address
@@ -168,6 +199,31 @@ mod tests {
         assert!(parse_rate("-1").is_err());
         assert!(parse_rate("1e9").is_err());
         assert!(parse_rate("fast").is_err());
+    }
+
+    /// `--url` repeats or takes a list; without it, the default; the same
+    /// server twice is refused. `--server-pid` repeats too.
+    #[test]
+    fn several_urls_and_pids() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["loadgen", "--transport", "sse"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).expect("valid")
+        };
+        assert_eq!(parse(&[]).urls, [DEFAULT_URL]);
+        let a = "http://127.0.0.1:1";
+        let b = "http://127.0.0.1:2";
+        assert_eq!(parse(&["--url", a, "--url", b]).urls, [a, b]);
+        assert_eq!(parse(&["--urls", &format!("{a},{b}")]).urls, [a, b]);
+        let cli = parse(&["--server-pid", "7", "--server-pid", "8,9"]);
+        assert_eq!(cli.server_pids, [7, 8, 9]);
+        assert!(parse(&[]).server_pids.is_empty());
+        assert_eq!(
+            loopback_bases(&[format!("{a}/"), b.into()]).expect("two servers"),
+            [a, b]
+        );
+        assert!(loopback_bases(&[a.into(), format!("{a}/")]).is_err());
+        assert!(loopback_bases(&[a.into(), "http://example.com".into()]).is_err());
     }
 
     /// Loopback URLs pass without their trailing slash; others are refused.

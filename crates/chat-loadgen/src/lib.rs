@@ -31,6 +31,15 @@
 //!   holds a 128 KiB read buffer, tungstenite's default); run the server on
 //!   its own for server-only numbers.
 //!
+//! **Several servers.** `--url` given more than once (or `--url A,B`) points
+//! it at instances that share one log (`chat-demo --store redis://…`; it
+//! checks that they report the same epoch): subscriber `i` connects to
+//! server `i % n` and message `seq` is sent to server `seq % n`, so
+//! messages cross from one instance to another, and the checks above are
+//! the same: every subscriber must see every message once, in order,
+//! whichever instance it is on. The servers' counters are added up, and so
+//! are their RSS and CPU (one `--server-pid` per server).
+//!
 //! It exits with a non-zero status when a message was lost or duplicated or
 //! a send failed. The last line it prints is a Markdown table row (the
 //! header is printed above it) to paste into the docs; `compare` in
@@ -83,6 +92,16 @@
 //!   ./target/release/loadgen --transport $t --clients 10000 --rate 10 --duration 10 \
 //!       --server-pid "$(pgrep -n chat-demo)"
 //! done
+//! ```
+//!
+//! Two instances on one Redis log (`compare`'s section "Several instances
+//! on a shared Redis log" does this for every transport):
+//!
+//! ```text
+//! ./target/release/chat-demo --addr 127.0.0.1:8081 --store redis://127.0.0.1:6379 &
+//! ./target/release/chat-demo --addr 127.0.0.1:8082 --store redis://127.0.0.1:6379 &
+//! ./target/release/loadgen --url http://127.0.0.1:8081 --url http://127.0.0.1:8082 \
+//!     --transport sse --clients 1000 --rate 100
 //! ```
 //!
 //! `--in-process` with 10,000 clients needs 20,000 descriptors in one

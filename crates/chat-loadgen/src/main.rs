@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use chat_loadgen::cli::{Cli, loopback_base};
+use chat_loadgen::cli::{Cli, loopback_bases};
 use chat_loadgen::{limits, run, server};
 use clap::Parser;
 
@@ -13,7 +13,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // Checked first, so that a wrong --url fails before anything starts.
-    let url = loopback_base(&cli.url)?;
+    let urls = loopback_bases(&cli.urls)?;
 
     limits::ensure_fd_budget(cli.clients, cli.in_process)?;
 
@@ -22,17 +22,24 @@ async fn main() -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let base = server.as_ref().map_or(url, server::base_url);
-    let server_pid = if cli.in_process {
-        Some(std::process::id())
-    } else {
-        cli.server_pid
+    let bases = match &server {
+        Some(server) => vec![server::base_url(server)],
+        None => urls,
     };
-    if let Some(pid) = server_pid.filter(|_| !cli.in_process) {
-        limits::warn_about_server_fds(pid, cli.clients);
+    let server_pids = if cli.in_process {
+        vec![std::process::id()]
+    } else {
+        cli.server_pids.clone()
+    };
+    if !cli.in_process {
+        // Subscribers are spread round-robin: the first server gets the most.
+        let per_server = cli.clients.div_ceil(bases.len().max(1) as u32);
+        for &pid in &server_pids {
+            limits::warn_about_server_fds(pid, per_server);
+        }
     }
 
-    let result = run::run(&cli, &base, server_pid).await;
+    let result = run::run(&cli, &bases, &server_pids).await;
 
     if let Some(server) = server {
         server::shut_down(server).await;

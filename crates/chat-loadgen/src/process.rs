@@ -70,6 +70,28 @@ pub fn sample_or_warn(pid: u32) -> Option<Sample> {
         .ok()
 }
 
+/// [`sample`] of every process in `pids`, added up: several server
+/// instances as one (their memory and CPU time together).
+pub fn sample_all(pids: &[u32]) -> Result<Sample, ProcError> {
+    let mut total = Sample {
+        rss_kib: 0,
+        cpu_ticks: 0,
+    };
+    for &pid in pids {
+        let one = sample(pid)?;
+        total.rss_kib += one.rss_kib;
+        total.cpu_ticks += one.cpu_ticks;
+    }
+    Ok(total)
+}
+
+/// [`sample_all`], or a warning on stderr and `None`.
+pub fn sample_all_or_warn(pids: &[u32]) -> Option<Sample> {
+    sample_all(pids)
+        .map_err(|e| eprintln!("warning: {:#}", anyhow::Error::from(e)))
+        .ok()
+}
+
 /// Clock ticks per second for `/proc/PID/stat`, from `getconf CLK_TCK` (the
 /// workspace forbids the `unsafe` a `sysconf` call needs), or
 /// [`FALLBACK_CLOCK_TICKS`].
@@ -173,5 +195,10 @@ mod tests {
         assert!(own.rss_kib > 0);
         assert!(max_open_files(std::process::id()).is_some_and(|n| n > 0));
         assert!(matches!(sample(u32::MAX), Err(ProcError::Read { .. })));
+        let own_id = std::process::id();
+        let twice = sample_all(&[own_id, own_id]).expect("own /proc entry twice");
+        // CPU time never goes down, so each later sample holds at least as much.
+        assert!(twice.cpu_ticks >= own.cpu_ticks * 2 && twice.rss_kib > own.rss_kib / 2);
+        assert!(sample_all(&[own_id, u32::MAX]).is_err());
     }
 }

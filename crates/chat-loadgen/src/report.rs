@@ -45,6 +45,9 @@ pub struct Report {
     pub clients: u32,
     /// `--rate`, messages per second asked for.
     pub rate: f64,
+    /// The servers, when there were several (subscribers and sends were
+    /// spread over them round-robin); empty for one.
+    pub servers: Vec<String>,
     /// Messages the server confirmed storing.
     pub sent: u64,
     /// Sends that failed for good.
@@ -87,11 +90,12 @@ pub struct Report {
     pub process: Option<ProcessReport>,
 }
 
-/// The server process at the start, once everyone connected, and at the end.
-#[derive(Debug, Clone, Copy)]
+/// The server process at the start, once everyone connected, and at the end
+/// (several server processes: their samples added up).
+#[derive(Debug, Clone)]
 pub struct ProcessReport {
-    /// The server's process.
-    pub pid: u32,
+    /// The server's process (or processes).
+    pub pids: Vec<u32>,
     /// Whether that is this process (server and load generator in one).
     pub in_process: bool,
     /// Before the first subscriber.
@@ -228,6 +232,22 @@ impl Report {
             self.connected,
             self.ramp_time.as_secs_f64()
         )?;
+        if !self.servers.is_empty() {
+            let n = self.servers.len() as u32;
+            let listed: Vec<String> = (0..n)
+                .zip(&self.servers)
+                .map(|(i, base)| {
+                    // Subscriber j went to server j % n.
+                    let on_it = self.clients / n + u32::from(i < self.clients % n);
+                    format!("{base} ({on_it})")
+                })
+                .collect();
+            writeln!(
+                out,
+                "servers              {n} sharing one log, subscribers and sends round-robin: {}",
+                listed.join(", ")
+            )?;
+        }
         writeln!(
             out,
             "messages sent        {} in {:.1} s ({:.1}/s, {} asked)",
@@ -304,13 +324,21 @@ impl Report {
             )?;
         }
         if let Some(p) = &self.process {
+            let pids: Vec<String> = p.pids.iter().map(u32::to_string).collect();
             writeln!(
                 out,
-                "server process       pid {}{}: RSS {} -> {} -> {} KiB (start, connected, end), \
+                "{} {}{}: RSS {} -> {} -> {} KiB (start, connected, end), \
                  {:.2} CPU s (clock ticks {}/s)",
-                p.pid,
+                if p.pids.len() > 1 {
+                    "server processes     pids"
+                } else {
+                    "server process       pid"
+                },
+                pids.join(" + "),
                 if p.in_process {
                     " (this process: server and load generator)"
+                } else if p.pids.len() > 1 {
+                    " (added up)"
                 } else {
                     ""
                 },
@@ -397,6 +425,64 @@ pub fn parse_output(stdout: &str, transport: Transport) -> Option<ParsedOutput> 
     Some(ParsedOutput {
         row,
         kib_per_client_connected,
+    })
+}
+
+/// The figures of one table row that `compare` puts in tables of its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowFigures {
+    /// Messages stored.
+    pub sent: u64,
+    /// Deliveries per second.
+    pub deliveries_per_second: f64,
+    /// Median send-to-deliver latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Lost messages, summed over subscribers.
+    pub lost: u64,
+    /// Duplicated ones.
+    pub duplicated: u64,
+}
+
+impl ParsedOutput {
+    /// [`row_figures`] of this output's row.
+    pub fn figures(&self) -> Option<RowFigures> {
+        row_figures(&self.row)
+    }
+}
+
+/// Reads a row under [`TABLE_HEADER`] back into numbers, finding each
+/// column by its name in the header; `None` if the row does not fit it.
+pub fn row_figures(row: &str) -> Option<RowFigures> {
+    let cells = |line: &'static str| -> Vec<&'static str> {
+        line.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect()
+    };
+    let header = cells(TABLE_HEADER);
+    let values: Vec<&str> = row
+        .trim()
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    if values.len() != header.len() {
+        return None;
+    }
+    let cell = |name: &str| -> Option<&str> {
+        let i = header.iter().position(|h| *h == name)?;
+        values.get(i).copied()
+    };
+    Some(RowFigures {
+        sent: cell("sent")?.parse().ok()?,
+        deliveries_per_second: cell("deliveries/s")?.parse().ok()?,
+        p50_ms: cell("p50 ms")?.parse().ok()?,
+        p99_ms: cell("p99 ms")?.parse().ok()?,
+        lost: cell("lost")?.parse().ok()?,
+        duplicated: cell("dup")?.parse().ok()?,
     })
 }
 

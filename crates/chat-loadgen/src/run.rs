@@ -61,15 +61,22 @@ impl Shared {
     }
 }
 
-/// The whole run against the server at `base` (whose process is
-/// `server_pid`, if known): ramp up, send, drain, stop, count.
-pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Result<Report> {
+/// The whole run against the servers at `bases` (whose processes are
+/// `server_pids`, if known): ramp up, send, drain, stop, count.
+///
+/// With several servers (instances sharing one log), subscriber `i` is on
+/// server `i % n` and message `seq` is sent to server `seq % n`, so most
+/// messages reach most subscribers through another instance; their
+/// counters and processes are added up.
+pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Result<Report> {
+    anyhow::ensure!(!bases.is_empty(), "no server to run against");
     let transport = cli.transport;
     let send_for = cli.send_for();
-    // One client for the sender and the stats, one whose connection pool
-    // every subscriber shares (WebSocket subscriptions open their own).
-    let control = Client::new(base);
-    let subscribers = Client::new(base);
+    // Per server: one client for the sender and the stats, one whose
+    // connection pool that server's subscribers share (WebSocket
+    // subscriptions open their own).
+    let controls: Vec<Client> = bases.iter().map(Client::new).collect();
+    let pools: Vec<Client> = bases.iter().map(Client::new).collect();
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
         probes: ProbeCodec::for_this_run(),
@@ -78,46 +85,72 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
     });
     let clock_ticks = process::clock_ticks_per_second();
 
-    let start = stats::snapshot(&control, transport)
-        .await
-        .with_context(|| format!("no chat server answers at {base}"))?;
-    let process_start = server_pid
-        .map(|pid| process::sample(pid).context("is --server-pid right?"))
-        .transpose()?;
-    println!(
-        "{} {} clients against {base}, starting after message {}",
-        cli.clients,
-        transport.as_str(),
-        start.last_id
-    );
+    let mut starts = Vec::with_capacity(bases.len());
+    for (control, base) in controls.iter().zip(bases) {
+        starts.push(
+            stats::snapshot(control, transport)
+                .await
+                .with_context(|| format!("no chat server answers at {base}"))?,
+        );
+    }
+    if bases.len() > 1 {
+        ensure_one_log(&controls, bases).await?;
+    }
+    // A cursor ahead of a server's newest message is refused; the oldest
+    // newest is behind none of them (earlier messages are not this run's).
+    let start_id = starts.iter().map(|s| s.last_id).min().unwrap_or(0);
+    let process_start = if server_pids.is_empty() {
+        None
+    } else {
+        Some(process::sample_all(server_pids).context("is --server-pid right?")?)
+    };
+    match bases {
+        [base] => println!(
+            "{} {} clients against {base}, starting after message {start_id}",
+            cli.clients,
+            transport.as_str(),
+        ),
+        _ => println!(
+            "{} {} clients against {} servers sharing one log ({}), subscribers and sends \
+             round-robin, starting after message {start_id}",
+            cli.clients,
+            transport.as_str(),
+            bases.len(),
+            bases.join(", "),
+        ),
+    }
 
     // Ramp up.
     let (stop_tx, stop_rx) = watch::channel(false);
     let options = Options {
-        since: Some(Cursor(start.last_id)),
+        since: Some(Cursor(start_id)),
         poll_interval: Duration::from_millis(cli.poll_interval_ms),
         ..Options::default()
     };
     let ramp_started = Instant::now();
     let spawn_subscriber = {
         let shared = Arc::clone(&shared);
+        let mut next = 0usize;
         move || {
-            let sub = subscribers.subscribe(transport, options.clone());
+            let pool = &pools[next % pools.len()];
+            next += 1;
+            let sub = pool.subscribe(transport, options.clone());
             tokio::spawn(subscribe(sub, Arc::clone(&shared), stop_rx.clone()))
         }
     };
-    let (tasks, connected) = ramp_up(cli, &control, &start.counters, spawn_subscriber).await?;
+    let baselines: Vec<CountersSnapshot> = starts.iter().map(|s| s.counters).collect();
+    let (tasks, connected) = ramp_up(cli, &controls, &baselines, spawn_subscriber).await?;
     let ramp_time = ramp_started.elapsed();
     println!(
         "{connected} of {} connected in {:.1} s",
         cli.clients,
         ramp_time.as_secs_f64()
     );
-    let before = stats::snapshot_or_warn(&control, transport, "after the ramp-up").await;
-    let process_connected = server_pid.and_then(process::sample_or_warn);
+    let before = stats::total_or_warn(&controls, transport, "after the ramp-up").await;
+    let process_connected = some_pids(server_pids).and_then(process::sample_all_or_warn);
 
     // Send, then wait for every delivery.
-    let sent_log = send_and_drain(cli, &control, &shared, send_for).await?;
+    let sent_log = send_and_drain(cli, &controls, &shared, send_for).await?;
     let expected = sent_log.stored() * u64::from(cli.clients);
     let delivered = shared.delivered.load(Ordering::Relaxed);
     if delivered < expected {
@@ -126,8 +159,8 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
             cli.drain_timeout
         );
     }
-    let after = stats::snapshot_or_warn(&control, transport, "after the run").await;
-    let process_end = server_pid.and_then(process::sample_or_warn);
+    let after = stats::total_or_warn(&controls, transport, "after the run").await;
+    let process_end = some_pids(server_pids).and_then(process::sample_all_or_warn);
 
     let logs = stop_subscribers(stop_tx, tasks).await;
 
@@ -135,6 +168,11 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
         transport,
         clients: cli.clients,
         rate: cli.rate,
+        servers: if bases.len() > 1 {
+            bases.to_vec()
+        } else {
+            Vec::new()
+        },
         sent: sent_log.stored(),
         send_errors: sent_log.errors,
         send_error: sent_log.first_error.clone(),
@@ -154,12 +192,12 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
         failed_subscribers: 0,
         subscriber_error: None,
         traffic: match (after, before) {
-            (Some(after), Some(before)) => Some(stats::growth(&after.counters, &before.counters)),
+            (Some(after), Some(before)) => Some(stats::growth(&after, &before)),
             _ => None,
         },
-        process: match (server_pid, process_start, process_connected, process_end) {
-            (Some(pid), Some(start), Some(connected), Some(end)) => Some(ProcessReport {
-                pid,
+        process: match (process_start, process_connected, process_end) {
+            (Some(start), Some(connected), Some(end)) => Some(ProcessReport {
+                pids: server_pids.to_vec(),
                 in_process: cli.in_process,
                 start,
                 connected,
@@ -173,19 +211,47 @@ pub async fn run(cli: &Cli, base: &str, server_pid: Option<u32>) -> anyhow::Resu
     Ok(report)
 }
 
+/// `pids`, unless there are none.
+fn some_pids(pids: &[u32]) -> Option<&[u32]> {
+    (!pids.is_empty()).then_some(pids)
+}
+
+/// Fails unless every server reports the same epoch: instances that share
+/// one log (`--store redis://…`) do; separate memory stores never do, and
+/// messages sent to one would never reach the others' subscribers.
+async fn ensure_one_log(controls: &[Client], bases: &[String]) -> anyhow::Result<()> {
+    let mut first: Option<(chat_protocol::Epoch, &str)> = None;
+    for (control, base) in controls.iter().zip(bases) {
+        let store = stats::store(control)
+            .await
+            .with_context(|| format!("no chat server answers at {base}"))?;
+        match &first {
+            None => first = Some((store.epoch, base)),
+            Some((epoch, first_base)) => anyhow::ensure!(
+                *epoch == store.epoch,
+                "{first_base} and {base} do not share one log (epochs {epoch} and {}, \
+                 store {}): start every instance with the same --store redis://HOST:PORT",
+                store.epoch,
+                store.backend
+            ),
+        }
+    }
+    Ok(())
+}
+
 /// Starts `--clients` subscribers at `--connect-rate` (`spawn_subscriber`
 /// starts one in its own task) and waits, bounded, until the server counts
 /// them all. Returns the tasks and how many the server saw connected.
 ///
 /// "Connected" is the transport's `open` count in `/api/stats` (streams,
-/// sockets, held long polls). A regular poll is not held, so for polling it
+/// sockets, held long polls), added up over the servers. A regular poll is not held, so for polling it
 /// is the number of polls made since the start, to which every client's
 /// first poll adds one.
 async fn ramp_up(
     cli: &Cli,
-    control: &Client,
-    baseline: &CountersSnapshot,
-    spawn_subscriber: impl Fn() -> JoinHandle<SubscriberLog> + Send + 'static,
+    controls: &[Client],
+    baselines: &[CountersSnapshot],
+    mut spawn_subscriber: impl FnMut() -> JoinHandle<SubscriberLog> + Send + 'static,
 ) -> anyhow::Result<(Vec<JoinHandle<SubscriberLog>>, u64)> {
     let clients = u64::from(cli.clients);
     let started = Arc::new(AtomicU64::new(0));
@@ -215,14 +281,20 @@ async fn ramp_up(
     let mut stats_error = None;
     while Instant::now() < deadline {
         // A server too busy to answer is no reason to stop: the deadline is.
-        match stats::snapshot(control, cli.transport).await {
+        match stats::snapshot_all(controls, cli.transport).await {
             Ok(now) => {
                 stats_error = None;
-                connected = match cli.transport {
-                    Transport::Polling => now.counters.requests.saturating_sub(baseline.requests),
-                    _ => now.counters.open.saturating_sub(baseline.open),
-                }
-                .min(clients);
+                connected = now
+                    .iter()
+                    .zip(baselines)
+                    .map(|(now, baseline)| match cli.transport {
+                        Transport::Polling => {
+                            now.counters.requests.saturating_sub(baseline.requests)
+                        }
+                        _ => now.counters.open.saturating_sub(baseline.open),
+                    })
+                    .sum::<u64>()
+                    .min(clients);
             }
             Err(e) => stats_error = Some(anyhow::Error::from(e)),
         }
@@ -251,11 +323,11 @@ async fn ramp_up(
     Ok((tasks, connected))
 }
 
-/// Runs the sender, then waits (up to `--drain-timeout`) until every
+/// Runs the sender (round-robin over `controls`), then waits (up to `--drain-timeout`) until every
 /// subscriber has every message stored, with a progress bar throughout.
 async fn send_and_drain(
     cli: &Cli,
-    control: &Client,
+    controls: &[Client],
     shared: &Arc<Shared>,
     send_for: SendFor,
 ) -> anyhow::Result<SenderLog> {
@@ -265,7 +337,7 @@ async fn send_and_drain(
             .progress_chars("=> "),
     );
     let sender = tokio::spawn(send_probes(
-        control.clone(),
+        controls.to_vec(),
         Arc::clone(shared),
         cli.rate,
         send_for,

@@ -44,7 +44,8 @@ impl SenderLog {
     }
 }
 
-/// Sends one message per tick at `rate` until `send_for` is over.
+/// Sends one message per tick at `rate` until `send_for` is over; message
+/// `seq` goes to `clients[seq % n]` (one client per server).
 ///
 /// Ticks missed while a send was slow are made up at once
 /// ([`MissedTickBehavior::Burst`]): the run sends the same number of messages
@@ -54,7 +55,7 @@ impl SenderLog {
 /// Each message's time is taken just before its send, so the latency
 /// measured is the server's, not the sender's lateness.
 pub async fn send_probes(
-    client: Client,
+    clients: Vec<Client>,
     shared: Arc<Shared>,
     rate: f64,
     send_for: SendFor,
@@ -83,7 +84,8 @@ pub async fn send_probes(
         }
         let text = shared.probes.text(seq, shared.now_us());
         let key = shared.probes.client_msg_id(seq);
-        match send_probe(&client, &text, &key).await {
+        let client = &clients[seq as usize % clients.len()];
+        match send_probe(client, &text, &key).await {
             Ok(()) => {
                 log.stored.push(true);
                 shared.sent.fetch_add(1, Ordering::Relaxed);

@@ -23,6 +23,20 @@ pub fn start(addr: SocketAddr, config: Config) -> Result<RunningServer, StartErr
     )
 }
 
+/// [`start`], but with the store `config` names (`store_url`: memory, or
+/// a Redis log shared with other instances), opened the way the `chat-demo`
+/// binary opens it ([`AppState::open`]): `compare`'s server processes on a
+/// shared log.
+pub async fn open(addr: SocketAddr, config: Config) -> Result<RunningServer, StartError> {
+    let state = AppState::open(config).await?;
+    let listener = chat_http::listen(addr).map_err(|source| StartError::Listen { addr, source })?;
+    chat_http::start(
+        listener,
+        state,
+        &chat_demo::mounts(chat_demo::Settings::default()),
+    )
+}
+
 /// [`start`] on a free loopback port.
 pub fn start_on_loopback(config: Config) -> Result<RunningServer, StartError> {
     start(SocketAddr::from(([127, 0, 0, 1], 0)), config)

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chat_client::{Client, ClientError, Transport};
-use chat_protocol::CountersSnapshot;
+use chat_protocol::{CountersSnapshot, StoreSnapshot};
 use tokio::time::timeout;
 
 /// Longest wait for `GET /api/stats`.
@@ -46,6 +46,44 @@ pub async fn snapshot(client: &Client, transport: Transport) -> Result<Snapshot,
         counters: stats.transports.of(transport),
         last_id: stats.store.last_id,
     })
+}
+
+/// The store part of `/api/stats`: its epoch (the same on every instance
+/// that shares one log) and backend.
+pub async fn store(client: &Client) -> Result<StoreSnapshot, StatsError> {
+    let stats = timeout(STATS_TIMEOUT, client.stats())
+        .await
+        .map_err(|_| StatsError::Timeout)??;
+    Ok(stats.store)
+}
+
+/// [`snapshot`] of every server, in order.
+pub async fn snapshot_all(
+    clients: &[Client],
+    transport: Transport,
+) -> Result<Vec<Snapshot>, StatsError> {
+    let mut all = Vec::with_capacity(clients.len());
+    for client in clients {
+        all.push(snapshot(client, transport).await?);
+    }
+    Ok(all)
+}
+
+/// [`snapshot_or_warn`] of every server, their counters added up
+/// ([`sum`]); `None` if any one could not be read.
+pub async fn total_or_warn(
+    clients: &[Client],
+    transport: Transport,
+    when: &str,
+) -> Option<CountersSnapshot> {
+    let mut total = CountersSnapshot::default();
+    for client in clients {
+        total = sum(
+            &total,
+            &snapshot_or_warn(client, transport, when).await?.counters,
+        );
+    }
+    Some(total)
 }
 
 /// Reads `/api/stats`, or says on stderr why it could not (`when`: at which
@@ -85,6 +123,18 @@ pub fn growth(later: &CountersSnapshot, earlier: &CountersSnapshot) -> CountersS
     }
 }
 
+/// Two servers' counters as one: every field added, `open` too.
+pub fn sum(a: &CountersSnapshot, b: &CountersSnapshot) -> CountersSnapshot {
+    CountersSnapshot {
+        requests: a.requests + b.requests,
+        open: a.open + b.open,
+        bytes_in: a.bytes_in + b.bytes_in,
+        bytes_out: a.bytes_out + b.bytes_out,
+        messages_delivered: a.messages_delivered + b.messages_delivered,
+        empty_responses: a.empty_responses + b.empty_responses,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +171,8 @@ mod tests {
             }
         );
         assert_eq!(growth(&earlier, &later).bytes_out, 0);
+        let both = sum(&earlier, &later);
+        assert_eq!((both.requests, both.open, both.bytes_out), (25, 7, 5_000));
+        assert_eq!(sum(&CountersSnapshot::default(), &later), later);
     }
 }

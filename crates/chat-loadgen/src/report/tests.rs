@@ -9,6 +9,7 @@ fn report(process: Option<ProcessReport>) -> Report {
         transport: Transport::Sse,
         clients: 10,
         rate: 10.0,
+        servers: Vec::new(),
         sent: 2,
         send_errors: 0,
         send_error: None,
@@ -91,7 +92,7 @@ fn tally_counts_lost_and_duplicated() {
 fn rendered_report_parses_back() {
     let sample = |rss_kib, cpu_ticks| Sample { rss_kib, cpu_ticks };
     let process = ProcessReport {
-        pid: 42,
+        pids: vec![42],
         in_process: false,
         start: sample(10_000, 100),
         connected: sample(10_250, 120),
@@ -117,6 +118,48 @@ fn rendered_report_parses_back() {
     assert_eq!(parsed.row, *row);
     assert_eq!(parsed.kib_per_client_connected, Some(25.0));
     assert_eq!(parse_output(&out, Transport::Websocket), None);
+    assert!(
+        out.contains("\nserver process       pid 42: RSS 10000 -> "),
+        "{out}"
+    );
+    assert!(!out.contains("\nservers "), "one server, no servers line");
+
+    let figures = parsed.figures().expect("the row's figures");
+    assert_eq!((figures.sent, figures.lost, figures.duplicated), (2, 0, 0));
+    assert_eq!(figures.deliveries_per_second, 0.0);
+    assert_eq!(row_figures("| sse | 1 |"), None);
+}
+
+/// Several servers: a line saying how the subscribers were spread, and the
+/// processes' figures added up under every pid.
+#[test]
+fn several_servers_are_listed_and_added_up() {
+    let sample = |rss_kib, cpu_ticks| Sample { rss_kib, cpu_ticks };
+    let mut r = report(Some(ProcessReport {
+        pids: vec![42, 43],
+        in_process: false,
+        start: sample(20_000, 100),
+        connected: sample(20_500, 120),
+        end: sample(21_000, 150),
+        clock_ticks: 100,
+    }));
+    r.servers = vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()];
+    r.clients = 11;
+    let out = r.render();
+    assert!(
+        out.contains(
+            "\nservers              2 sharing one log, subscribers and sends round-robin: \
+             http://127.0.0.1:1 (6), http://127.0.0.1:2 (5)\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("\nserver processes     pids 42 + 43 (added up): RSS 20000 -> "));
+    let parsed = parse_output(&out, Transport::Sse).expect("parsed");
+    assert!(
+        parsed.row.starts_with("| sse | 11 | 10 | 2 |"),
+        "{}",
+        parsed.row
+    );
 }
 
 /// Without a pid, the process columns are dashes and there is no memory.
