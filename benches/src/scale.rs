@@ -252,12 +252,12 @@ pub fn markdown(section: &Section) -> Result<String, std::fmt::Error> {
          (`INFO commandstats`, the commands inside the Lua scripts included, `compare`'s \
          own left out) over the messages sent; *sent to Redis/msg* counts only those that \
          crossed the network (`EVALSHA`, `XREAD`). As `crates/chat-store/src/redis_log.rs` \
-         has them, a send is one `EVALSHA` of the append script, which runs six commands \
-         inside (`EXISTS`, `GET` of the epoch, `GET` of the idempotency key, `INCR`, `XADD`, \
-         `SET … EX`): 7. Each instance's tailer, every time its `XREAD` returns, checks the \
+         has them, a send is one `EVALSHA` of the append script, which runs seven commands \
+         inside (`EXISTS`, `GET` of the epoch, `GET` of the idempotency key, `TYPE` of the \
+         log, `INCR`, `XADD`, `SET … EX`): 8. Each instance's tailer, every time its `XREAD` returns, checks the \
          epoch (an `EVALSHA` running `EXISTS`, `GET`, `GET`) and reads again (`XREAD`): 5 \
          per batch, 10 for two instances. At this rate most batches hold one message, so a \
-         message costs about 17 commands, 5 of them round trips (a little more with the \
+         message costs about 18 commands, 5 of them round trips (a little more with the \
          idle tailers' 10 commands per 500 ms `XREAD` timeout during ramp-up and drain); at \
          higher rates batches grow and the tailers' share per message shrinks. Nothing is \
          pinned to a core (no load run of `compare` is): the servers, Redis and `loadgen` \

@@ -89,6 +89,12 @@ if ARGV[8] == '1' then
     end
   end
 end
+-- Scripts are not rolled back: check what could fail before INCR, so that a
+-- refused send never uses up an id (ids stay gapless).
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'stream' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' holds a ' .. kind .. ', not a stream')
+end
 local id = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], id .. '-0',
   'user', ARGV[1], 'text', ARGV[2], 'via', ARGV[3], 't', ARGV[4])
