@@ -3,7 +3,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use chat_protocol::{Control, Incoming, PageBody};
+use chat_protocol::{Incoming, PageBody};
 
 use crate::body::{self, Chunks};
 use crate::epoch::SharedEpoch;
@@ -104,20 +104,5 @@ fn to_batch(line: &[u8]) -> Result<Option<PageBody>, ClientError> {
         .map_err(|e| ClientError::Protocol(format!("line is not UTF-8: {e}")))?;
     let incoming =
         Incoming::parse(text).map_err(|e| ClientError::Protocol(format!("line: {e}")))?;
-    Ok(match incoming {
-        Incoming::Control(Control::Gap { missed }) => Some(PageBody {
-            messages: Vec::new(),
-            cursor: Cursor(0),
-            missed,
-            ..PageBody::default()
-        }),
-        Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
-        Incoming::Control(_) => None,
-        Incoming::Message { id, raw } => Some(PageBody {
-            messages: vec![raw],
-            cursor: Cursor::after(id),
-            missed: 0,
-            ..PageBody::default()
-        }),
-    })
+    Ok(PageBody::from_incoming(incoming))
 }

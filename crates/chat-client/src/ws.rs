@@ -125,22 +125,7 @@ pub(crate) async fn connect(
 fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
     let incoming =
         Incoming::parse(text).map_err(|e| ClientError::Protocol(format!("frame: {e}")))?;
-    Ok(match incoming {
-        Incoming::Control(Control::Gap { missed }) => Some(PageBody {
-            messages: Vec::new(),
-            cursor: Cursor(0),
-            missed,
-            ..PageBody::default()
-        }),
-        Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
-        Incoming::Control(_) => None,
-        Incoming::Message { id, raw } => Some(PageBody {
-            messages: vec![raw],
-            cursor: Cursor::after(id),
-            missed: 0,
-            ..PageBody::default()
-        }),
-    })
+    Ok(PageBody::from_incoming(incoming))
 }
 
 /// Sends one message over a fresh socket, waits for its ack and for the

@@ -149,6 +149,24 @@ pub fn fresh_json(body: bytes::Bytes) -> HttpResponse {
         .body(body)
 }
 
+/// The answer to a poll: the page's body around the stored bytes
+/// (`{"messages":[…],"cursor":C}`, with the gap and reset notices), counted
+/// under `counters` as messages delivered or an empty answer.
+pub fn page_answer(counters: &crate::Counters, page: &chat_store::Page) -> HttpResponse {
+    match page.messages.len() {
+        0 => counters.empty(),
+        n => counters.delivered(n),
+    }
+    let messages = page.messages.iter().map(|m| &m.json[..]);
+    let reset = page.reset.then_some(&page.epoch);
+    fresh_json(chat_protocol::PageBody::write(
+        messages,
+        page.cursor,
+        page.missed,
+        reset,
+    ))
+}
+
 /// Mounts `POST /api/messages` and `GET /api/stats`.
 pub fn mount(cfg: &mut web::ServiceConfig) {
     cfg.service(

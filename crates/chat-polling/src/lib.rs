@@ -48,9 +48,8 @@ use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
 
 use chat_http::accounting::count_bytes;
-use chat_http::api::fresh_json;
+use chat_http::api::page_answer;
 use chat_http::{ApiError, AppState, Mount, Query, Transport};
-use chat_protocol::PageBody;
 use chat_protocol::limits::MAX_PAGE;
 
 /// This crate's transport.
@@ -80,17 +79,5 @@ async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespons
     let limit = query.limit(MAX_PAGE)?;
     let page = state.store.read_in(epoch.as_ref(), since, limit)?;
 
-    let counters = state.stats.of(TRANSPORT);
-    match page.messages.len() {
-        0 => counters.empty(),
-        n => counters.delivered(n),
-    }
-    let messages = page.messages.iter().map(|m| &m.json[..]);
-    let reset = page.reset.then_some(&page.epoch);
-    Ok(fresh_json(PageBody::write(
-        messages,
-        page.cursor,
-        page.missed,
-        reset,
-    )))
+    Ok(page_answer(state.stats.of(TRANSPORT), &page))
 }

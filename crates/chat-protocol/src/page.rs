@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::control::{Control, Incoming};
 use crate::epoch::Epoch;
 use crate::id::Cursor;
 
@@ -29,6 +30,25 @@ pub struct PageBody {
 }
 
 impl PageBody {
+    /// What one item of a push transport means as a page: a message (its
+    /// id is the cursor), a gap or a reset notice; `None` for the items
+    /// that carry no news (pings, acks, errors).
+    pub fn from_incoming(incoming: Incoming) -> Option<Self> {
+        match incoming {
+            Incoming::Message { id, raw } => Some(PageBody {
+                messages: vec![raw],
+                cursor: Cursor::after(id),
+                ..PageBody::default()
+            }),
+            Incoming::Control(Control::Gap { missed }) => Some(PageBody {
+                missed,
+                ..PageBody::default()
+            }),
+            Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
+            Incoming::Control(_) => None,
+        }
+    }
+
     /// A reset notice on its own, as a push transport carries it: the
     /// store's epoch is `epoch` now, and what follows starts from the
     /// beginning of what is retained.
