@@ -27,6 +27,9 @@ pub struct Subscription {
     client: Client,
     /// The epoch the cursor belongs to, named by every request.
     epoch: SharedEpoch,
+    /// Whether `epoch` holds one. Once known an epoch is only ever replaced,
+    /// so this spares `next` a lock on every event.
+    epoch_known: bool,
     options: Options,
     /// The last id handed out (or the starting cursor).
     cursor: Option<Cursor>,
@@ -47,6 +50,7 @@ impl Subscription {
         Subscription {
             feed,
             client,
+            epoch_known: epoch.get().is_some(),
             epoch,
             cursor: options.since,
             options,
@@ -63,7 +67,9 @@ impl Subscription {
             if let Some(event) = self.ready.pop_front() {
                 return Ok(event);
             }
-            self.learn_epoch().await;
+            if !self.epoch_known {
+                self.learn_epoch().await;
+            }
             let Some(feed) = &mut self.feed else {
                 self.settle().await?;
                 continue;
@@ -140,11 +146,9 @@ impl Subscription {
     /// Asks the server its epoch if the subscription does not know one yet.
     /// A failure is left for the first request to meet (and retry).
     async fn learn_epoch(&mut self) {
-        if self.epoch.get().is_some() {
-            return;
-        }
         if let Ok(config) = self.client.config().await {
             self.epoch.set(config.epoch);
+            self.epoch_known = true;
         }
     }
 
@@ -188,6 +192,7 @@ impl Subscription {
         {
             // A new numbering: the old cursor means nothing in it.
             self.epoch.set(epoch.clone());
+            self.epoch_known = true;
             self.cursor = Some(Cursor(0));
             self.ready.push_back(Event::Reset { epoch });
         }
