@@ -21,6 +21,7 @@
 //! latency, loss, duplicates, bytes per message, and the server's memory and
 //! CPU).
 
+pub mod capacity;
 pub mod processes;
 pub mod relay;
 pub mod scale;
