@@ -19,7 +19,9 @@ use chat_store::{Appended, Cursor, CursorError, Epoch, NewMessage, SendError, Se
 
 use crate::AppState;
 use crate::accounting::count_bytes_by_via;
+use crate::forwarded::client_address;
 use crate::limits;
+use crate::rate::RateLimited;
 use crate::stats::Refusals;
 
 /// Every way a request can be refused. Each maps to a status and a JSON body
@@ -76,6 +78,15 @@ pub enum ApiError {
     /// The shared log cannot be reached: nothing was stored.
     #[error("the message store is unavailable; try again: {0}")]
     StoreUnavailable(String),
+    /// A send over a rate limit (see [`crate::rate`]): nothing was stored.
+    #[error("too many messages: try again in {} ms", .0.retry_after_ms())]
+    RateLimited(RateLimited),
+    /// The client's address holds `--max-connections-per-address` already.
+    #[error("this address holds {limit} open connections already")]
+    TooManyConnections {
+        /// The cap.
+        limit: usize,
+    },
 }
 
 impl From<SendFailure> for ApiError {
@@ -103,6 +114,8 @@ impl ApiError {
             ApiError::BadQuery { .. } => "invalid_query",
             ApiError::Cursor(_) => "cursor_ahead",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
         }
     }
 }
@@ -130,12 +143,22 @@ impl ResponseError for ApiError {
             }
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::HeadTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::RateLimited(_) | ApiError::TooManyConnections { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        error_response(self.status_code(), self.code(), &self.to_string())
+        let mut response = error_response(self.status_code(), self.code(), &self.to_string());
+        if let ApiError::RateLimited(limited) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(limited.retry_after_s()),
+            );
+        }
+        response
     }
 }
 
@@ -153,10 +176,7 @@ pub fn fresh_json(body: bytes::Bytes) -> HttpResponse {
 /// (`{"messages":[…],"cursor":C}`, with the gap and reset notices), counted
 /// under `counters` as messages delivered or an empty answer.
 pub fn page_answer(counters: &crate::Counters, page: &chat_store::Page) -> HttpResponse {
-    match page.messages.len() {
-        0 => counters.empty(),
-        n => counters.delivered(n),
-    }
+    counters.delivered_page(page);
     let messages = page.messages.iter().map(|m| &m.json[..]);
     let reset = page.reset.then_some(&page.epoch);
     fresh_json(chat_protocol::PageBody::write(
@@ -167,7 +187,8 @@ pub fn page_answer(counters: &crate::Counters, page: &chat_store::Page) -> HttpR
     ))
 }
 
-/// Mounts `POST /api/messages` and `GET /api/stats`.
+/// Mounts `POST /api/messages`, `GET /api/stats`, `GET /api/config` and
+/// `GET /metrics` (counted under no transport).
 pub fn mount(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/api/messages")
@@ -176,6 +197,7 @@ pub fn mount(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/api/stats").route(web::get().to(stats)))
     .service(web::resource("/api/config").route(web::get().to(config)))
+    .service(web::resource("/metrics").route(web::get().to(crate::metrics::scrape)))
     .service(web::scope("/api").default_service(web::to(not_found)));
 }
 
@@ -226,6 +248,9 @@ async fn send(
         }
         req.extensions_mut().insert(transport);
     }
+    // Counted under its transport (above) even when refused here.
+    let address = client_address(&req, &state.config);
+    crate::rate::admit_send(&state, address, &parsed.user).map_err(ApiError::RateLimited)?;
 
     // Stored and acknowledged only while the gate is open (see `shutdown`).
     let permit = state.sends.enter().await.ok_or(ApiError::ShuttingDown)?;
@@ -320,6 +345,7 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
                 epoch: store.epoch,
                 backend: state.log.backend().to_owned(),
             },
+            refused: state.stats.refusals(),
         })
 }
 

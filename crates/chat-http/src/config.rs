@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use chat_protocol::limits::{DEFAULT_MAX_BODY, DEFAULT_MAX_TEXT_CHARS};
 use chat_store::{DEFAULT_BACKFILL, DEFAULT_HISTORY, StoreConfig};
 
+use crate::rate::LimitSettings;
 use crate::server::LogFormat;
 
 /// Where a server listens unless told otherwise.
@@ -85,6 +86,10 @@ pub struct Config {
     /// How logs are written to stderr (the level comes from `RUST_LOG`).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Send rates and the connection cap per client (see [`crate::rate`]).
+    /// Last: its help heading holds for the flags after it.
+    #[command(flatten)]
+    pub limits: LimitSettings,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             workers: 0,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT_S,
             log_format: LogFormat::Text,
+            limits: LimitSettings::default(),
             store_url: None,
         }
     }

@@ -22,6 +22,11 @@
 //!   that no send is acknowledged that the streams will not carry.
 //! - [`forwarded`]: the host a request was addressed to, believing
 //!   `Forwarded` and `X-Forwarded-Host` only from `--trusted-proxies`.
+//! - [`rate`]: the per-client limits: send rates per address and per user
+//!   (`governor`'s token buckets; `429` with `Retry-After`, or a WebSocket
+//!   error frame) and the cap on open connections per address.
+//! - [`metrics`]: `GET /metrics`, the counters in Prometheus' text format,
+//!   read from [`stats`] at each scrape, and the store-to-write histogram.
 //! - [`stats`]: per-transport counters (requests, open, bytes in and out,
 //!   messages delivered, empty responses), and what the limits refused.
 //! - [`accounting`]: the middleware that counts bytes *on the wire*, heads and
@@ -48,7 +53,9 @@ pub mod api;
 pub mod config;
 pub mod forwarded;
 pub mod limits;
+pub mod metrics;
 pub mod page;
+pub mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod stats;

@@ -27,7 +27,9 @@ use chat_protocol::Transport;
 use crate::api;
 use crate::config::Config;
 use crate::limits;
+use crate::metrics::Metrics;
 use crate::page::{PageSource, WebDirError};
+use crate::rate::ClientLimits;
 use crate::shutdown::SendGate;
 use crate::stats::Stats;
 use crate::streaming::Wired;
@@ -72,6 +74,10 @@ pub struct AppState {
     pub sends: Arc<SendGate>,
     /// The transports this server mounts (set by [`start`]), for `/api/config`.
     pub transports: Arc<[Transport]>,
+    /// The per-client limits' state (see [`crate::rate`]).
+    pub limits: Arc<ClientLimits>,
+    /// `GET /metrics`' exporter (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -91,15 +97,20 @@ impl AppState {
 
     /// State around an opened log.
     pub fn with_log(config: Config, log: Log) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let stats = Stats::timed(|transport| metrics.store_to_write(transport));
+        let limits = Arc::new(ClientLimits::new(&config.limits));
         AppState {
             store: log.store().clone(),
             log: Arc::new(log),
             instance: Arc::from(chat_store::new_epoch().as_str()),
-            stats: Arc::new(Stats::default()),
+            stats: Arc::new(stats),
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             sends: Arc::default(),
             transports: Arc::new([]),
+            limits,
+            metrics,
         }
     }
 }
@@ -195,6 +206,7 @@ pub fn start(
             ),
         )
         .default_service(web::to(api::not_found))
+        .wrap(from_fn(crate::rate::cap_connections))
         .wrap(from_fn(limits::guard))
         .wrap(from_fn(instance_header))
     };
@@ -242,6 +254,9 @@ pub fn start(
         .and_then(http)
     })?;
     let server = builder.run();
+    // The limits forget full buckets, and the histograms fold their
+    // samples, until shutdown.
+    tokio::spawn(crate::rate::upkeep_until_shutdown(state.clone()));
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(RunningServer {

@@ -38,6 +38,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -52,7 +53,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
-use chat_protocol::{Cursor, Epoch, MessageId};
+use chat_protocol::{Cursor, Epoch, MessageId, Transport};
 use chat_store::{Page, Store};
 
 use crate::AppState;
@@ -115,6 +116,8 @@ pub struct Backlog {
     max_unsent: usize,
     /// The connection's bytes on their way to the client.
     flow: Rc<Flow>,
+    /// The transport serving it, whose slow-reader count a reset adds to.
+    transport: Option<Transport>,
 }
 
 impl Backlog {
@@ -125,6 +128,15 @@ impl Backlog {
             bound: state.config.backlog,
             max_unsent: state.config.max_unsent,
             flow: connection.flow.clone(),
+            transport: connection.transport,
+        }
+    }
+
+    /// Counts a reset of this connection as a slow reader, under its
+    /// transport.
+    fn count_reset(&self, state: &AppState) {
+        if let Some(transport) = self.transport {
+            Refusals::count(&state.stats.of(transport).slow_reader_disconnects);
         }
     }
 
@@ -174,6 +186,7 @@ pub async fn hand_over<C, E>(
     let queued = async {
         if let Err(Stalled { unsent }) = backlog.room_for(bytes).await {
             Refusals::count(&state.stats.refused.stalled);
+            backlog.count_reset(state);
             tracing::warn!(%position, unsent, max_unsent = backlog.max_unsent, "client stalled; resetting");
             return Err(End::TooSlow);
         }
@@ -187,6 +200,7 @@ pub async fn hand_over<C, E>(
         biased;
         queued = queued => queued,
         _ = backlog.exceeded(&state.store, position) => {
+            backlog.count_reset(state);
             tracing::warn!(%position, backlog = state.config.backlog, "client too slow; resetting");
             Err(End::TooSlow)
         }
@@ -250,6 +264,10 @@ pub struct Connection {
     response: Weak<()>,
     /// The response's bytes on their way to the client.
     flow: Rc<Flow>,
+    /// The transport whose route the request came to.
+    transport: Option<Transport>,
+    /// The client's address (see [`crate::forwarded::client_address`]).
+    client: Option<IpAddr>,
 }
 
 impl Connection {
@@ -272,6 +290,10 @@ impl Connection {
             fd: req.conn_data::<Socket>().map(|s| s.0),
             response: Rc::downgrade(&token),
             flow: flow.clone(),
+            transport: Transport::ALL.into_iter().find(|t| t.route() == req.path()),
+            client: req
+                .app_data::<actix_web::web::Data<AppState>>()
+                .and_then(|state| crate::forwarded::client_address(req, &state.config)),
         };
         let response = response
             .map_body(|_, body| Watched {
@@ -281,6 +303,11 @@ impl Connection {
             })
             .map_into_boxed_body();
         (connection, response)
+    }
+
+    /// The address of the client it serves, for the per-client limits.
+    pub fn client(&self) -> Option<IpAddr> {
+        self.client
     }
 
     /// Whether the response is still being served.

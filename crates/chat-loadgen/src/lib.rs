@@ -31,6 +31,13 @@
 //!   holds a 128 KiB read buffer, tungstenite's default); run the server on
 //!   its own for server-only numbers.
 //!
+//! **Per-client limits.** Every load client comes from 127.0.0.1, so a
+//! server's send rates per address and per user (`chat_http::rate`, on by
+//! default) would refuse most of a run's sends after its first second. The
+//! servers this crate starts (`--in-process`, `compare --serve`, the
+//! benches: [`server`]) run with them off (`--no-client-limits`); a server
+//! started apart for `--url` must be started with `--no-client-limits` too.
+//!
 //! **Several servers.** `--url` given more than once (or `--url A,B`) points
 //! it at instances that share one log (`chat-demo --store redis://…`; it
 //! checks that they report the same epoch): subscriber `i` connects to

@@ -1,6 +1,12 @@
 //! The demo server (every transport, default page settings) started in this
 //! process: `loadgen --in-process`, `compare`'s separate server process
 //! (`compare --serve`), and the benches' servers all start it here.
+//!
+//! Every one of them runs with the per-client limits off
+//! (`--no-client-limits`: [`without_client_limits`]): a load run's
+//! thousands of clients all come from 127.0.0.1, and would otherwise meet
+//! the send rate per address and per user after the first second. A server
+//! started apart for `loadgen --url` needs the flag too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,7 +24,7 @@ pub fn start(addr: SocketAddr, config: Config) -> Result<RunningServer, StartErr
     let listener = chat_http::listen(addr).map_err(|source| StartError::Listen { addr, source })?;
     chat_http::start(
         listener,
-        AppState::new(config),
+        AppState::new(without_client_limits(config)),
         &chat_demo::mounts(chat_demo::Settings::default()),
     )
 }
@@ -28,13 +34,19 @@ pub fn start(addr: SocketAddr, config: Config) -> Result<RunningServer, StartErr
 /// binary opens it ([`AppState::open`]): `compare`'s server processes on a
 /// shared log.
 pub async fn open(addr: SocketAddr, config: Config) -> Result<RunningServer, StartError> {
-    let state = AppState::open(config).await?;
+    let state = AppState::open(without_client_limits(config)).await?;
     let listener = chat_http::listen(addr).map_err(|source| StartError::Listen { addr, source })?;
     chat_http::start(
         listener,
         state,
         &chat_demo::mounts(chat_demo::Settings::default()),
     )
+}
+
+/// `config` with the per-client limits off, as a load run needs them.
+pub fn without_client_limits(mut config: Config) -> Config {
+    config.limits.no_client_limits = true;
+    config
 }
 
 /// [`start`] on a free loopback port.

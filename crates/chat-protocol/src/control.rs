@@ -38,6 +38,10 @@ pub enum Control {
         code: String,
         /// For people.
         message: String,
+        /// For `rate_limited`: milliseconds until a send would be accepted
+        /// (absent for every other code).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// A keep-alive line of a quiet HTTP stream.
     Ping,
@@ -159,6 +163,24 @@ mod tests {
         );
         assert_eq!(Gap { missed: 2 }.to_json(), r#"{"missed":2}"#);
         assert_eq!(Control::Ping.to_json(), r#"{"type":"ping"}"#);
+        let limited = Control::Error {
+            code: "rate_limited".into(),
+            message: "slow down".into(),
+            retry_after_ms: Some(250),
+        };
+        assert_eq!(
+            limited.to_json(),
+            r#"{"type":"error","code":"rate_limited","message":"slow down","retry_after_ms":250}"#
+        );
+        let refused = Control::Error {
+            code: "invalid_text".into(),
+            message: "empty".into(),
+            retry_after_ms: None,
+        };
+        assert_eq!(
+            refused.to_json(),
+            r#"{"type":"error","code":"invalid_text","message":"empty"}"#
+        );
     }
 
     /// A message and a control item are told apart by `type`.

@@ -44,5 +44,7 @@ pub use error::ErrorBody;
 pub use id::{Cursor, MessageId};
 pub use message::{Message, MessageRef, SendRequest, Via};
 pub use page::PageBody;
-pub use stats::{ConfigBody, CountersSnapshot, StatsBody, StoreSnapshot, TransportStats};
+pub use stats::{
+    ConfigBody, CountersSnapshot, RefusalsSnapshot, StatsBody, StoreSnapshot, TransportStats,
+};
 pub use transport::{Transport, UnknownTransport};

@@ -57,6 +57,30 @@ pub struct StatsBody {
     pub transports: TransportStats,
     /// The store.
     pub store: StoreSnapshot,
+    /// What the server's own limits refused or cut off (not in the
+    /// contract's counters: an addition; absent from older servers).
+    #[serde(default)]
+    pub refused: RefusalsSnapshot,
+}
+
+/// The `refused` object of `/api/stats`: requests and connections a limit
+/// of the server refused or cut off, since it started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalsSnapshot {
+    /// Sends over a rate limit (`429` on POST, an error frame on WebSocket).
+    pub rate_limited: u64,
+    /// Requests and WebSockets over the cap on open connections per client
+    /// address (`429`, or close code 1013).
+    pub connections_capped: u64,
+    /// Request bodies that did not arrive in time (`408`).
+    pub body_timeouts: u64,
+    /// Request heads over the size limit (`431`).
+    pub heads_too_large: u64,
+    /// Streaming connections reset because their client left bytes unread.
+    pub stalled: u64,
+    /// Streaming connections reset as slow readers (too far behind, or
+    /// stalled), per transport.
+    pub slow_readers: BTreeMap<Transport, u64>,
 }
 
 /// The `/api/config` body: what the page needs to know about a server.

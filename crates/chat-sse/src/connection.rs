@@ -94,7 +94,7 @@ async fn deliver(
             continue;
         };
         hand_over(mailbox.send(event), bytes, state, backlog, position).await?;
-        counters.delivered(1);
+        counters.delivered_message(page, message);
         position = Cursor::after(message.id);
     }
     Ok(())
@@ -167,6 +167,7 @@ mod tests {
         let message = StoredMessage {
             id: MessageId(1234),
             json: bytes::Bytes::from_static(br#"{"id":1234,"user":"ana","text":"h\u00e9"}"#),
+            sent_at_ms: 0,
         };
         let epoch = Epoch::parse("abc").expect("an epoch");
         let events = [

@@ -193,6 +193,9 @@ pub struct StoredMessage {
     pub id: MessageId,
     /// The message serialized once, at append, as compact JSON.
     pub json: Bytes,
+    /// When the store accepted it (the JSON's `sent_at_ms`, kept beside it
+    /// so that a server can time deliveries without parsing the JSON).
+    pub sent_at_ms: u64,
 }
 
 impl StoredMessage {
@@ -208,6 +211,7 @@ impl StoredMessage {
         StoredMessage {
             id,
             json: Bytes::from(json),
+            sent_at_ms,
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct Page {
     /// The reader's epoch was another: its cursor was ignored and the page
     /// starts from the beginning of what is retained (a reset notice first).
     pub reset: bool,
+    /// The reader gave no cursor: the page is the recent backfill, history
+    /// rather than news (delivery timings leave it out).
+    pub backfill: bool,
 }
 
 /// Counters about the store for `/api/stats`.
@@ -299,6 +302,7 @@ impl Store {
             cursor,
             epoch: inner.epoch.clone(),
             reset,
+            backfill: since.is_none(),
         })
     }
 

@@ -99,7 +99,7 @@ async fn deliver(
         let line = message_line(message);
         let bytes = line.len();
         hand_over(mailbox.send(line), bytes, state, backlog, position).await?;
-        counters.delivered(1);
+        counters.delivered_message(page, message);
         position = Cursor::after(message.id);
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! pings, close) and the heartbeat (pings, and a close after silence).
 
 use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use actix_ws::{
@@ -14,6 +15,7 @@ use bytestring::ByteString;
 use tokio::time::{Instant, interval, sleep_until};
 
 use chat_http::api::parse_object;
+use chat_http::rate::admit_send;
 use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{ClientFrame, Control, Cursor};
@@ -25,7 +27,7 @@ use crate::{BATCH, Settings, TRANSPORT};
 type Close = CloseReason;
 
 /// How long a close frame may take to go out before the socket is reset.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs until the client goes away, falls too far behind, stops answering,
 /// or the server shuts down; then closes the socket the way `end` says.
@@ -63,7 +65,7 @@ pub(crate) async fn run(
             // The client: sends, pings, pongs and its close.
             frame = frames.recv() => {
                 last_heard = Instant::now();
-                match from_client(&state, frame).await {
+                match from_client(&state, &connection, frame).await {
                     Ok(None) => {}
                     Ok(Some(answer)) => {
                         let bytes = answer.frame_len();
@@ -128,7 +130,7 @@ async fn deliver(
         };
         let bytes = frame_len(frame.len());
         hand_over(session.text(frame), bytes, state, backlog, position).await?;
-        counters.delivered(1);
+        counters.delivered_message(page, message);
         position = Cursor::after(message.id);
     }
     Ok(())
@@ -183,11 +185,14 @@ impl Answer {
 /// refused with an error frame), a ping answered, a close echoed.
 async fn from_client(
     state: &AppState,
+    connection: &Connection,
     frame: Option<Result<AggregatedMessage, ProtocolError>>,
 ) -> Result<Option<Answer>, End<Close>> {
     match frame {
         None => Err(End::Gone),
-        Some(Ok(AggregatedMessage::Text(text))) => Ok(Some(store_send(state, &text).await)),
+        Some(Ok(AggregatedMessage::Text(text))) => {
+            Ok(Some(store_send(state, connection.client(), &text).await))
+        }
         Some(Ok(AggregatedMessage::Binary(_))) => {
             Ok(Some(refusal("binary_frame", "send JSON in text frames")))
         }
@@ -240,8 +245,9 @@ fn frame_len(payload: usize) -> usize {
     2 + length_bytes + payload
 }
 
-/// Stores a `send` frame: its ack, or an error frame.
-async fn store_send(state: &AppState, text: &str) -> Answer {
+/// Stores a `send` frame from the client at `address`: its ack, or an error
+/// frame (over a rate limit: `rate_limited`, with `retry_after_ms`).
+async fn store_send(state: &AppState, address: Option<IpAddr>, text: &str) -> Answer {
     // A frame must be a JSON object, as a POST body must.
     let send = match parse_object::<ClientFrame>(text.as_bytes()) {
         Ok(ClientFrame::Send {
@@ -256,6 +262,17 @@ async fn store_send(state: &AppState, text: &str) -> Answer {
         },
         Err(e) => return refusal(e.code(), &e.to_string()),
     };
+    if let Err(limited) = admit_send(state, address, &send.user) {
+        let e = chat_http::ApiError::RateLimited(limited);
+        return Answer::Text(
+            Control::Error {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+                retry_after_ms: Some(limited.retry_after_ms()),
+            }
+            .to_json(),
+        );
+    }
     // Stored and acknowledged only while the gate is open (see
     // `chat_http::shutdown`).
     let Some(permit) = state.sends.enter().await else {
@@ -283,6 +300,7 @@ fn refusal(code: &str, message: &str) -> Answer {
     let error = Control::Error {
         code: code.to_owned(),
         message: message.to_owned(),
+        retry_after_ms: None,
     };
     Answer::Text(error.to_json())
 }

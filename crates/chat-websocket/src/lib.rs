@@ -78,11 +78,12 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, http::header};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, http::header};
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::error_response;
 use chat_http::forwarded::public_hosts;
+use chat_http::rate::OverConnectionCap;
 use chat_http::{ApiError, AppState, Config, Connection, Mount, Query, Transport};
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
@@ -210,6 +211,16 @@ async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(settings.max_frame);
     let (connection, response) = Connection::serve(&req, response);
+    if req.extensions().contains::<OverConnectionCap>() {
+        // Over `--max-connections-per-address`: 1013, try again later.
+        let close = session.close(Some(actix_ws::CloseCode::Again.into()));
+        actix_web::rt::spawn(async move {
+            connection
+                .close_within(connection::CLOSE_GRACE, close)
+                .await;
+        });
+        return Ok(response);
+    }
     actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),
         settings.get_ref().clone(),

@@ -15,7 +15,9 @@ mod docs_claims;
 mod docs_tables;
 mod helpers;
 mod kit;
+mod limits;
 mod longpoll;
+mod metrics;
 mod polling;
 mod proxy;
 #[path = "../support/redis.rs"]
