@@ -92,10 +92,13 @@ pub struct Server {
 
 impl Server {
     /// Starts one (pinned to core 0) and waits for the address it prints.
+    /// Its per-client limits are off (`--no-client-limits`): every load
+    /// client comes from 127.0.0.1, and the send rate per address would
+    /// otherwise cap the run at 200 sends a second.
     pub async fn start(setup: &Setup) -> anyhow::Result<Self> {
         let mut child = setup
             .command(0, &setup.server)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", "127.0.0.1:0", "--no-client-limits"])
             .args(&setup.server_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
