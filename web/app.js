@@ -16,6 +16,7 @@
 
 import { Comparison, formatBytes, formatMs, percentile } from './compare.js';
 import { InstanceLine, RouteView, showProblem } from './pane-lines.js';
+import { setUpPresence } from './presence.js';
 import { INSTANCE_HEADER } from './transports/common.js';
 import { TRANSPORTS } from './transports/index.js';
 
@@ -466,6 +467,7 @@ async function main() {
   const strip = document.getElementById('compare');
   if (panes.length > 1) comparison = new Comparison(strip, panes);
   else strip.hidden = true;
+  setUpPresence(panes);
   for (const pane of panes) pane.transport.connect();
   setUpAutoSend();
   refreshStats();

@@ -274,6 +274,7 @@ export class AutoTransport extends Transport {
   /** A transport of class `Kind` whose news comes to this pane. */
   candidate(Kind, generation) {
     const candidate = new Kind({}, { epoch: this.epoch });
+    candidate.user = this.user;
     candidate.trialHooks = null;
     candidate.onInstance((instances) => {
       if (candidate !== this.current && candidate !== this.trial) return;
@@ -301,6 +302,8 @@ export class AutoTransport extends Transport {
       if (this.gapShownAt === this.lastId) return; // the same gap, told by the next one
       this.gapShownAt = this.lastId;
       this.deliverGap(event.gap);
+    } else if (event.presence) {
+      if (candidate === this.current) this.emit(event);
     } else if (event.reset) {
       // The server started over: the pane takes the candidate's new epoch
       // and cursor (0, or none without an epoch), once (the other live

@@ -26,7 +26,8 @@
 //                      server's history; cb({reset: true, epoch}) when the
 //                      server's ids started over (a new epoch: a restarted
 //                      server with a new store, a deleted shared log); the
-//                      new history follows from id 1
+//                      new history follows from id 1; cb({presence}) when
+//                      a push transport says who is online (presence.js)
 //   onState(cb)        cb(state), state one of STATES
 //   onHeard(cb)        cb() whenever anything at all comes from the server:
 //                      a poll answer, a message (new or already seen), a
@@ -190,6 +191,8 @@ export class Transport {
     this.lastId = null;
     /** The epoch the cursor belongs to, or null if the server named none. */
     this.epoch = epoch;
+    /** Who subscribes (`user=`, for presence: web/presence.js), or null. */
+    this.user = null;
     /** The instance that gave the last answer of each kind (null: none yet,
      *  or the server does not say): `receive` (polls, a stream's response)
      *  and `send` (POSTs), and `last`, whichever came last. */
@@ -291,6 +294,7 @@ export class Transport {
     const query = new URLSearchParams();
     if (this.lastId !== null) query.set('since', String(this.lastId));
     if (this.epoch !== null) query.set('epoch', this.epoch);
+    if (this.user) query.set('user', this.user);
     for (const [key, value] of Object.entries(params)) query.set(key, String(value));
     const search = query.toString();
     return search ? `${path}?${search}` : path;
@@ -320,6 +324,12 @@ export class Transport {
   deliverGap(missed) {
     this.heard();
     this.emit({ gap: missed });
+  }
+
+  /** Who is online, as a push transport was told: `{users, more}`. */
+  deliverPresence(list) {
+    this.heard();
+    this.emit({ presence: list });
   }
 
   /** A reset notice: the server's history started again under `epoch`, and

@@ -78,6 +78,7 @@ export class SseTransport extends Transport {
     source.addEventListener('gap', (event) => {
       this.deliverGap(JSON.parse(event.data).missed);
     });
+    source.addEventListener('presence', (event) => this.deliverPresence(JSON.parse(event.data)));
     source.addEventListener('reset', (event) => {
       if (generation !== this.generation || source !== this.source) return;
       this.startOver(JSON.parse(event.data).epoch);

@@ -136,6 +136,7 @@ export class StreamTransport extends Transport {
     if (value.type === undefined) this.deliver(value, text);
     else if (value.type === 'gap') this.deliverGap(value.missed);
     else if (value.type === 'reset') this.startOver(value.epoch);
+    else if (value.type === 'presence') this.deliverPresence(value);
     else this.heard(); // ping (and lines this page does not use): alive
   }
 }

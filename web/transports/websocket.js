@@ -122,6 +122,8 @@ export class WebSocketTransport extends Transport {
       this.deliverGap(frame.missed);
     } else if (frame.type === 'reset') {
       this.startOver(frame.epoch);
+    } else if (frame.type === 'presence') {
+      this.deliverPresence(frame);
     } else if (frame.type === 'ack') {
       this.settle(frame.client_msg_id, null, { id: frame.id, client_msg_id: frame.client_msg_id });
     } else if (frame.type === 'error') {

@@ -36,9 +36,15 @@ impl Feed {
                 gzip,
                 epoch,
             )),
-            Transport::Sse => Feed::Sse(sse::SseFeed::new(http, base, gzip, epoch)),
-            Transport::Websocket => Feed::Ws(ws::WsFeed::new(base, epoch)),
-            Transport::Stream => Feed::Stream(stream::StreamFeed::new(http, base, gzip, epoch)),
+            Transport::Sse => Feed::Sse(sse::SseFeed::new(http, base, gzip, epoch, user(options))),
+            Transport::Websocket => Feed::Ws(ws::WsFeed::new(base, epoch, user(options))),
+            Transport::Stream => Feed::Stream(stream::StreamFeed::new(
+                http,
+                base,
+                gzip,
+                epoch,
+                user(options),
+            )),
         }
     }
 
@@ -129,4 +135,10 @@ impl Feed {
             Feed::Stream(_) => Transport::Stream,
         }
     }
+}
+
+/// `("user", NAME)` for a query string, when the subscription names one
+/// (presence: `GET /api/presence` lists it while it is subscribed).
+pub(crate) fn user(options: &Options) -> Option<(&'static str, String)> {
+    options.user.clone().map(|user| ("user", user))
 }

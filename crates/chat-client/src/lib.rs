@@ -91,7 +91,10 @@ use bytes::Bytes;
 use chat_protocol::{ClientFrame, SendRequest};
 
 use crate::feed::Feed;
-pub use chat_protocol::{ConfigBody, Cursor, Epoch, Message, MessageId, StatsBody, Transport, Via};
+pub use chat_protocol::{
+    ConfigBody, Cursor, Epoch, Message, MessageId, PresenceBody, PresenceList, StatsBody,
+    Transport, UserPresence, Via,
+};
 
 use crate::epoch::SharedEpoch;
 
@@ -157,6 +160,10 @@ pub struct Options {
     /// Auto only: how long it stays on a transport below the first before
     /// it tries the better ones again.
     pub upgrade_interval: Duration,
+    /// Who subscribes (`user=NAME` on every request), for presence: while
+    /// subscribed, the user is listed by `GET /api/presence` and in the
+    /// lists push transports send. `None`: an anonymous subscription.
+    pub user: Option<String>,
 }
 
 impl Default for Options {
@@ -170,6 +177,7 @@ impl Default for Options {
             max_backoff: Duration::from_secs(5),
             probe_timeout: PROBE_TIMEOUT,
             upgrade_interval: UPGRADE_INTERVAL,
+            user: None,
         }
     }
 }
@@ -286,6 +294,17 @@ impl Client {
         let response = self
             .http
             .get(format!("{}/api/config", self.base))
+            .send()
+            .await?;
+        Ok(response.error_for_status()?.json().await?)
+    }
+
+    /// `GET /api/presence`: who is online on this server, through which
+    /// transports.
+    pub async fn presence(&self) -> Result<PresenceBody, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/api/presence", self.base))
             .send()
             .await?;
         Ok(response.error_for_status()?.json().await?)

@@ -105,6 +105,7 @@ impl PollFeed {
             query.push(("since", cursor.to_string()));
         }
         query.extend(self.epoch.query());
+        query.extend(crate::feed::user(&self.options));
         let mut request = body::accept(self.http.get(&self.url), self.gzip);
         if self.long {
             query.push(("wait_s", wait_s.to_string()));

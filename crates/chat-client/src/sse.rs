@@ -7,7 +7,7 @@ use eventsource_stream::{Event as SseEvent, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::value::RawValue;
 
-use chat_protocol::{Gap, PageBody, Reset};
+use chat_protocol::{Gap, PageBody, PresenceList, Reset};
 
 use crate::epoch::SharedEpoch;
 use crate::{ClientError, Cursor, Transport, body, refused};
@@ -23,16 +23,25 @@ pub(crate) struct SseFeed {
     events: Option<Events>,
     /// The epoch the stream is opened in (in its URL, like a browser's).
     epoch: SharedEpoch,
+    /// `user=NAME` for presence, if named.
+    user: Option<(&'static str, String)>,
 }
 
 impl SseFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool, epoch: SharedEpoch) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: &str,
+        gzip: bool,
+        epoch: SharedEpoch,
+        user: Option<(&'static str, String)>,
+    ) -> Self {
         SseFeed {
             http,
             url: format!("{base}{}", Transport::Sse.route()),
             gzip,
             events: None,
             epoch,
+            user,
         }
     }
 
@@ -56,6 +65,9 @@ impl SseFeed {
         }
         if let Some(epoch) = self.epoch.query() {
             request = request.query(&[epoch]);
+        }
+        if let Some(user) = &self.user {
+            request = request.query(&[user]);
         }
         let response = request.send().await?;
         let status = response.status();
@@ -89,7 +101,8 @@ impl SseFeed {
     }
 }
 
-/// A message or gap event as a batch; `None` for anything else.
+/// A message, gap, reset or presence event as a batch; `None` for anything
+/// else.
 fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
     match event.event.as_str() {
         "gap" => {
@@ -101,6 +114,11 @@ fn to_batch(event: SseEvent) -> Result<Option<PageBody>, ClientError> {
                 missed: gap.missed,
                 ..PageBody::default()
             }))
+        }
+        "presence" => {
+            let list: PresenceList = serde_json::from_str(&event.data)
+                .map_err(|e| ClientError::Protocol(format!("presence event: {e}")))?;
+            Ok(Some(PageBody::presence_notice(list)))
         }
         "reset" => {
             let reset: Reset = serde_json::from_str(&event.data)

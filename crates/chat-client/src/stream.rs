@@ -20,10 +20,18 @@ pub(crate) struct StreamFeed {
     partial: BytesMut,
     /// The epoch every request names.
     epoch: SharedEpoch,
+    /// `user=NAME` for presence, if named.
+    user: Option<(&'static str, String)>,
 }
 
 impl StreamFeed {
-    pub(crate) fn new(http: reqwest::Client, base: &str, gzip: bool, epoch: SharedEpoch) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: &str,
+        gzip: bool,
+        epoch: SharedEpoch,
+        user: Option<(&'static str, String)>,
+    ) -> Self {
         StreamFeed {
             http,
             url: format!("{base}{}", Transport::Stream.route()),
@@ -31,6 +39,7 @@ impl StreamFeed {
             body: None,
             partial: BytesMut::new(),
             epoch,
+            user,
         }
     }
 
@@ -53,6 +62,9 @@ impl StreamFeed {
         }
         if let Some(epoch) = self.epoch.query() {
             request = request.query(&[epoch]);
+        }
+        if let Some(user) = &self.user {
+            request = request.query(&[user]);
         }
         let response = request.send().await?;
         let status = response.status();
@@ -98,7 +110,8 @@ fn next_line(partial: &mut BytesMut) -> Option<Bytes> {
     Some(line)
 }
 
-/// A message or gap line as a batch; `None` for pings and anything else.
+/// A message, gap, reset or presence line as a batch; `None` for pings and
+/// anything else.
 fn to_batch(line: &[u8]) -> Result<Option<PageBody>, ClientError> {
     let text = std::str::from_utf8(line)
         .map_err(|e| ClientError::Protocol(format!("line is not UTF-8: {e}")))?;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use chat_protocol::{Epoch, PageBody};
+use chat_protocol::{Epoch, PageBody, PresenceList};
 
 use crate::epoch::SharedEpoch;
 use crate::feed::Feed;
@@ -37,6 +37,8 @@ pub struct Subscription {
     reconnects: u64,
     /// The choice and its history, for [`Client::subscribe_auto`].
     auto: Option<Box<auto::Auto>>,
+    /// The last presence list a push transport sent.
+    presence: Option<PresenceList>,
 }
 
 impl Subscription {
@@ -57,6 +59,7 @@ impl Subscription {
             ready: VecDeque::new(),
             reconnects: 0,
             auto,
+            presence: None,
         }
     }
 
@@ -185,8 +188,21 @@ impl Subscription {
         }
     }
 
+    /// The last presence list the server pushed (SSE, WebSocket, streaming;
+    /// a subscription with [`Options::user`](crate::Options::user) is sent
+    /// one as soon as it opens), as far as [`Subscription::next`] has read.
+    /// Polling subscriptions ask [`Client::presence`] instead.
+    pub fn presence(&self) -> Option<&PresenceList> {
+        self.presence.as_ref()
+    }
+
     /// Queues a batch in order, dropping anything already handed out.
     fn accept(&mut self, batch: PageBody) -> Result<(), ClientError> {
+        if let Some(list) = batch.presence {
+            // A presence item carries nothing else, and moves no cursor.
+            self.presence = Some(list);
+            return Ok(());
+        }
         if batch.reset
             && let Some(epoch) = batch.epoch
         {

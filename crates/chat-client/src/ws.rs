@@ -24,6 +24,8 @@ pub(crate) struct WsFeed {
     socket: Option<Box<Socket>>,
     /// The epoch every connection names.
     epoch: SharedEpoch,
+    /// `user=NAME` for presence, if named.
+    user: Option<(&'static str, String)>,
 }
 
 /// `ws://host/ws` for `http://host`.
@@ -36,11 +38,16 @@ pub(crate) fn ws_url(base: &str) -> String {
 }
 
 impl WsFeed {
-    pub(crate) fn new(base: &str, epoch: SharedEpoch) -> Self {
+    pub(crate) fn new(
+        base: &str,
+        epoch: SharedEpoch,
+        user: Option<(&'static str, String)>,
+    ) -> Self {
         WsFeed {
             url: ws_url(base),
             socket: None,
             epoch,
+            user,
         }
     }
 
@@ -58,7 +65,10 @@ impl WsFeed {
     /// other than `101 Switching Protocols` is [`ClientError::Refused`].
     pub(crate) async fn open(&mut self, cursor: Option<Cursor>) -> Result<(), ClientError> {
         let epoch = self.epoch.get();
-        self.socket = Some(Box::new(connect(&self.url, cursor, epoch.as_ref()).await?));
+        let user = self.user.as_ref().map(|(_, user)| user.as_str());
+        self.socket = Some(Box::new(
+            connect(&self.url, cursor, epoch.as_ref(), user).await?,
+        ));
         Ok(())
     }
 
@@ -86,24 +96,32 @@ impl WsFeed {
     }
 }
 
-/// Opens `/ws?since=N&epoch=E`.
+/// Opens `/ws?since=N&epoch=E&user=NAME`.
 pub(crate) async fn connect(
     url: &str,
     cursor: Option<Cursor>,
     epoch: Option<&Epoch>,
+    user: Option<&str>,
 ) -> Result<Socket, ClientError> {
-    let mut query = Vec::new();
-    if let Some(cursor) = cursor {
-        query.push(format!("since={cursor}"));
+    let mut url =
+        reqwest::Url::parse(url).map_err(|e| ClientError::Protocol(format!("url {url}: {e}")))?;
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(cursor) = cursor {
+            query.append_pair("since", &cursor.to_string());
+        }
+        if let Some(epoch) = epoch {
+            query.append_pair("epoch", epoch.as_str());
+        }
+        if let Some(user) = user {
+            // Percent-encoded: a name may hold any character but controls.
+            query.append_pair("user", user);
+        }
     }
-    if let Some(epoch) = epoch {
-        query.push(format!("epoch={epoch}"));
+    if url.query() == Some("") {
+        url.set_query(None);
     }
-    let url = if query.is_empty() {
-        url.to_owned()
-    } else {
-        format!("{url}?{}", query.join("&"))
-    };
+    let url = url.to_string();
     // tungstenite reserves 128 KiB per socket for reading by default; chat
     // frames are small, and a load test holds thousands of sockets.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
@@ -131,7 +149,7 @@ fn to_batch(text: &str) -> Result<Option<PageBody>, ClientError> {
 /// Sends one message over a fresh socket, waits for its ack and for the
 /// message itself to come back, and returns the message's JSON.
 pub(crate) async fn send_once(base: &str, frame: ClientFrame) -> Result<String, ClientError> {
-    let mut socket = connect(&ws_url(base), None, None).await?;
+    let mut socket = connect(&ws_url(base), None, None, None).await?;
     socket
         .send(Frame::text(frame.to_json()))
         .await

@@ -37,6 +37,8 @@ mod bad_proxy;
 mod installed;
 #[path = "browser/page.rs"]
 mod page;
+#[path = "browser/presence.rs"]
+mod presence;
 #[path = "browser/proxies.rs"]
 mod proxies;
 #[path = "browser/scale.rs"]

@@ -415,6 +415,11 @@ impl Query {
         }
     }
 
+    /// A parameter's text, if present (percent-decoded).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
     /// `since`, the cursor every transport takes.
     pub fn since(&self) -> Result<Option<Cursor>, ApiError> {
         Ok(self.number::<u64>("since")?.map(Cursor))

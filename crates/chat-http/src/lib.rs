@@ -40,6 +40,9 @@
 //!   tests), graceful shutdown through a cancellation token that held
 //!   requests and streams listen to, and [`run_binary`], the `main` of every
 //!   binary (`--version`, logs on stderr, one exit code per start-up failure).
+//! - [`presence`]: who is online: the registry every subscription reports
+//!   to (a guard per open subscription, the time of each poll), the list
+//!   push transports send when it changes, and `GET /api/presence`.
 //! - [`page`]: the page's files, embedded in the binary at build time, or
 //!   served from `--web-dir` while you edit them.
 //!
@@ -55,6 +58,7 @@ pub mod forwarded;
 pub mod limits;
 pub mod metrics;
 pub mod page;
+pub mod presence;
 pub mod rate;
 pub mod server;
 pub mod shutdown;

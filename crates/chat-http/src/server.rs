@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::page::{PageSource, WebDirError};
+use crate::presence::{self, Presence};
 use crate::rate::ClientLimits;
 use crate::shutdown::SendGate;
 use crate::stats::Stats;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub sends: Arc<SendGate>,
     /// The transports this server mounts (set by [`start`]), for `/api/config`.
     pub transports: Arc<[Transport]>,
+    /// Who is online on this server (see [`crate::presence`]).
+    pub presence: Arc<Presence>,
     /// The per-client limits' state (see [`crate::rate`]).
     pub limits: Arc<ClientLimits>,
     /// `GET /metrics`' exporter (see [`crate::metrics`]).
@@ -109,6 +112,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             sends: Arc::default(),
             transports: Arc::new([]),
+            presence: Arc::default(),
             limits,
             metrics,
         }
@@ -193,7 +197,11 @@ pub fn start(
     let data = web::Data::new(state.clone());
     let mounts = mounts.to_vec();
     let app = move || {
-        let mut app = App::new().app_data(data.clone()).configure(api::mount);
+        let mut app = App::new()
+            .app_data(data.clone())
+            // Before `api::mount`, whose `/api` scope answers 404 for the rest.
+            .configure(presence::mount)
+            .configure(api::mount);
         for mount in &mounts {
             app = app.configure(|cfg| (mount.routes)(cfg));
         }
@@ -254,6 +262,8 @@ pub fn start(
         .and_then(http)
     })?;
     let server = builder.run();
+    // Polls that stopped age out of the presence list until shutdown.
+    tokio::spawn(state.presence.clone().sweep_until(state.shutdown.clone()));
     // The limits forget full buckets, and the histograms fold their
     // samples, until shutdown.
     tokio::spawn(crate::rate::upkeep_until_shutdown(state.clone()));

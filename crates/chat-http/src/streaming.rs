@@ -11,6 +11,7 @@
 //!     deliver the pending page (gap notice, then each message) → or End
 //!     select! { news in the store → next page
 //!               the client (gone, or a frame from it)
+//!               who is online changed → the presence list
 //!               the heartbeat
 //!               shutdown → End::ShuttingDown }
 //! }
@@ -18,7 +19,10 @@
 //! ```
 //!
 //! Only three things differ between transports: how an item is framed, what
-//! the client may send, and what the heartbeat is.
+//! the client may send, and what the heartbeat is. The presence list comes
+//! from the registry ([`crate::presence::Subscriber`], whose guard the task
+//! owns, so the user goes offline however the loop ends) and is framed like
+//! any other control item.
 //!
 //! Two bounds keep a client that reads slowly, or not at all, from costing
 //! the server without limit, and both end in a reset (`End::TooSlow`) the

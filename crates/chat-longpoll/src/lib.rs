@@ -57,6 +57,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::page_answer;
+use chat_http::presence;
 use chat_http::{ApiError, AppState, Mount, Query, Transport};
 use chat_protocol::limits::{DEFAULT_LONGPOLL_WAIT_S, LONGPOLL_WAIT_RANGE_S, MAX_PAGE};
 
@@ -106,10 +107,14 @@ async fn messages(
     settings: Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
+    let user = presence::user_of(&query)?;
     let since = query.since()?;
     let epoch = query.epoch()?;
     let limit = query.limit(MAX_PAGE)?;
     let wait = wait_time(&query, &settings)?;
+    // Online while held, and for a while after (see `chat_http::presence`);
+    // dropped with this future, however it ends.
+    let _online = state.presence.open(user, TRANSPORT);
 
     let mut page = state.store.read_in(epoch.as_ref(), since, limit)?;
     if page.messages.is_empty() && page.missed == 0 && !page.reset {

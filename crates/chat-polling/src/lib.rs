@@ -49,6 +49,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::page_answer;
+use chat_http::presence;
 use chat_http::{ApiError, AppState, Mount, Query, Transport};
 use chat_protocol::limits::MAX_PAGE;
 
@@ -74,10 +75,15 @@ fn routes(cfg: &mut web::ServiceConfig) {
 /// now (from the start, with a reset notice, if `E` is not the store's epoch).
 async fn messages(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
+    let user = presence::user_of(&query)?;
     let since = query.since()?;
     let epoch = query.epoch()?;
     let limit = query.limit(MAX_PAGE)?;
     let page = state.store.read_in(epoch.as_ref(), since, limit)?;
+    // Online for a while after each poll (see `chat_http::presence`).
+    if let Some(user) = user {
+        state.presence.seen(&user, TRANSPORT);
+    }
 
     Ok(page_answer(state.stats.of(TRANSPORT), &page))
 }

@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::epoch::Epoch;
 use crate::id::MessageId;
+use crate::presence::{UserPresence, is_zero};
 
 /// A gap notice: the cursor predated the server's history and this many
 /// messages are gone. SSE carries it as the data of `event: gap`.
@@ -16,7 +17,7 @@ pub struct Gap {
 }
 
 /// A control item of a push transport: a WebSocket text frame
-/// (`{"type":"gap","missed":3}`), later a streaming line.
+/// (`{"type":"gap","missed":3}`) or a streaming line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Control {
@@ -50,6 +51,15 @@ pub enum Control {
     Reset {
         /// The store's epoch now.
         epoch: Epoch,
+    },
+    /// Who is online changed: the whole list now (see
+    /// [`crate::PresenceList`]; SSE sends the same as `event: presence`).
+    Presence {
+        /// The users online, by name, at most [`crate::presence::MAX_LISTED`].
+        users: Vec<UserPresence>,
+        /// Users online and not listed (0 when absent).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        more: u64,
     },
 }
 

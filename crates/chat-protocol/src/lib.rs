@@ -20,6 +20,8 @@
 //!   client sends ([`ClientFrame`]). A message never has a `type` field; a
 //!   control item always has one, which is how a reader tells them apart
 //!   ([`Incoming::parse`]).
+//! - [`presence`]: who is online: the body of `GET /api/presence` and the
+//!   list push transports send when it changes ([`Control::Presence`]).
 //! - [`stats`]: the body of `GET /api/stats` and `GET /api/config`.
 //! - [`error`]: the body of every refusal, `{"error":{"code":…,"message":…}}`.
 //! - [`limits`]: the numbers the contract fixes or defaults.
@@ -35,6 +37,7 @@ pub mod id;
 pub mod limits;
 pub mod message;
 pub mod page;
+pub mod presence;
 pub mod stats;
 pub mod transport;
 
@@ -44,6 +47,7 @@ pub use error::ErrorBody;
 pub use id::{Cursor, MessageId};
 pub use message::{Message, MessageRef, SendRequest, Via};
 pub use page::PageBody;
+pub use presence::{PresenceBody, PresenceList, UserPresence};
 pub use stats::{
     ConfigBody, CountersSnapshot, RefusalsSnapshot, StatsBody, StoreSnapshot, TransportStats,
 };

@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use crate::control::{Control, Incoming};
 use crate::epoch::Epoch;
 use crate::id::Cursor;
+use crate::presence::PresenceList;
 
 /// A page as a client reads it. The messages stay raw JSON, so a client can
 /// keep the exact bytes the server sent (tests compare them to the store's).
@@ -27,12 +28,16 @@ pub struct PageBody {
     /// The store's epoch, present with `reset`.
     #[serde(default)]
     pub epoch: Option<Epoch>,
+    /// Never in a poll's answer: who is online, when a push transport said
+    /// so (a presence item carries nothing else).
+    #[serde(skip)]
+    pub presence: Option<PresenceList>,
 }
 
 impl PageBody {
     /// What one item of a push transport means as a page: a message (its
-    /// id is the cursor), a gap or a reset notice; `None` for the items
-    /// that carry no news (pings, acks, errors).
+    /// id is the cursor), a gap, reset or presence notice; `None` for the
+    /// items that carry no news (pings, acks, errors).
     pub fn from_incoming(incoming: Incoming) -> Option<Self> {
         match incoming {
             Incoming::Message { id, raw } => Some(PageBody {
@@ -45,6 +50,9 @@ impl PageBody {
                 ..PageBody::default()
             }),
             Incoming::Control(Control::Reset { epoch }) => Some(PageBody::reset_notice(epoch)),
+            Incoming::Control(Control::Presence { users, more }) => {
+                Some(PageBody::presence_notice(PresenceList { users, more }))
+            }
             Incoming::Control(_) => None,
         }
     }
@@ -56,6 +64,14 @@ impl PageBody {
         PageBody {
             reset: true,
             epoch: Some(epoch),
+            ..PageBody::default()
+        }
+    }
+
+    /// A presence list on its own, as a push transport carries it.
+    pub fn presence_notice(list: PresenceList) -> Self {
+        PageBody {
+            presence: Some(list),
             ..PageBody::default()
         }
     }

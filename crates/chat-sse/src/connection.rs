@@ -11,6 +11,7 @@ use bytestring::ByteString;
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep;
 
+use chat_http::presence::{Snapshot, Subscriber};
 use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{Cursor, Epoch, Gap, Reset};
@@ -29,6 +30,7 @@ pub(crate) async fn run(
     first: Page,
     mailbox: Sender<Event>,
     connection: Connection,
+    mut presence: Subscriber,
 ) {
     let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
@@ -53,6 +55,13 @@ pub(crate) async fn run(
             }
             // The client: an SSE client never speaks, it can only hang up.
             _ = mailbox.closed() => break End::Gone,
+            // Who is online changed: the list, as a `presence` event.
+            online = presence.changed() => {
+                let Some((event, bytes)) = presence_event(&online) else { continue };
+                if let Err(end) = hand_over(mailbox.send(event), bytes, &state, &backlog, cursor).await {
+                    break end;
+                }
+            }
             // The heartbeat: a comment line after a silence.
             _ = sleep(settings.keepalive()) => {
                 let (comment, bytes) = comment_event(KEEP_ALIVE);
@@ -94,7 +103,7 @@ async fn deliver(
             continue;
         };
         hand_over(mailbox.send(event), bytes, state, backlog, position).await?;
-        counters.delivered_message(page, message);
+        counters.delivered(1);
         position = Cursor::after(message.id);
     }
     Ok(())
@@ -139,6 +148,14 @@ fn gap_event(missed: u64) -> (Event, usize) {
     (Data::new(gap).event("gap").into(), bytes)
 }
 
+/// `event: presence` with `data: {"users":[…]}`, and its size.
+fn presence_event(online: &Snapshot) -> Option<(Event, usize)> {
+    // Serialized JSON, hence UTF-8; the check is a scan, not a copy.
+    let data = ByteString::try_from(online.data.clone()).ok()?;
+    let bytes = event_len(None, Some("presence"), &data);
+    Some((Data::new(data).event("presence").into(), bytes))
+}
+
 /// `: text`, and its size.
 fn comment_event(text: &'static str) -> (Event, usize) {
     (Event::Comment(text.into()), text.len() + ": \n\n".len())
@@ -167,7 +184,6 @@ mod tests {
         let message = StoredMessage {
             id: MessageId(1234),
             json: bytes::Bytes::from_static(br#"{"id":1234,"user":"ana","text":"h\u00e9"}"#),
-            sent_at_ms: 0,
         };
         let epoch = Epoch::parse("abc").expect("an epoch");
         let events = [
@@ -175,6 +191,7 @@ mod tests {
             reset_event(&epoch),
             gap_event(17),
             comment_event(KEEP_ALIVE),
+            presence_event(&Snapshot::default()).expect("UTF-8"),
         ];
         for (event, bytes) in events {
             let body = Sse::from_infallible_stream(futures_util::stream::iter([event]));

@@ -19,7 +19,7 @@
 //! cache-control: no-cache
 //! x-accel-buffering: no
 //!
-//! retry: 1000
+//! retry: 3172
 //!
 //! id: 17
 //! data: {"id":17,"user":"ana","text":"hello","sent_at_ms":…,"via":"sse"}
@@ -31,8 +31,13 @@
 //! Each event is a chunk of its own, so a message costs its JSON plus
 //! `id: 17\ndata: ` and `\n\n` (about 16 bytes) plus the chunk framing
 //! (`52\r\n` … `\r\n`, 6 or 7 bytes). A cursor that predates the history gets
-//! `event: gap` with `data: {"missed":K}` first. After 15 s without events a
-//! comment line keeps proxies and the browser from timing the stream out.
+//! `event: gap` with `data: {"missed":K}` first. When who is online changes,
+//! `event: presence` with `data: {"users":[…]}` (a stream opened with
+//! `user=ana` lists ana while it is open: `chat_http::presence`). After 15 s
+//! without events a comment line keeps proxies and the browser from timing
+//! the stream out. Each stream's `retry:` is drawn between
+//! `--sse-retry-min` and `--sse-retry-max` (1 and 5 s), so that the streams
+//! a restart ends do not all come back in the same instant.
 //!
 //! Three headers matter in production. `cache-control: no-cache` keeps caches
 //! out. `x-accel-buffering: no` tells nginx not to buffer the response (it
@@ -85,6 +90,7 @@ use actix_web_lab::sse::Sse;
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::whole_number;
+use chat_http::presence;
 use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
 use chat_protocol::Cursor;
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
@@ -95,9 +101,14 @@ pub const TRANSPORT: Transport = Transport::Sse;
 pub const MAILBOX: usize = 16;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
-/// The `retry:` a stream opens with: how long a browser waits before it
-/// reconnects, in milliseconds.
-pub const RETRY_MS: u64 = 1_000;
+/// The shortest `retry:` a stream opens with: how long a browser waits
+/// before it reconnects, in milliseconds.
+pub const DEFAULT_RETRY_MIN_MS: u64 = 1_000;
+/// The longest. Each stream gets its own `retry:`, drawn uniformly between
+/// the two, so that the streams a deploy ends all at once do not all come
+/// back in the same moment (docs/pitfalls.md, "Every `EventSource`
+/// reconnecting at once after a deploy", has the measurement).
+pub const DEFAULT_RETRY_MAX_MS: u64 = 5_000;
 
 /// SSE's own flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -107,12 +118,23 @@ pub struct Settings {
     /// Seconds of silence after which an SSE stream sends a keep-alive comment.
     #[arg(id = "sse_keepalive", long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
     pub keepalive_s: u64,
+    /// Shortest `retry:` (milliseconds) a stream tells its browser to wait
+    /// before reconnecting; each stream gets a random one between this and
+    /// `--sse-retry-max`. Equal values give every stream the same.
+    #[arg(long = "sse-retry-min", env = "CHAT_SSE_RETRY_MIN", default_value_t = DEFAULT_RETRY_MIN_MS)]
+    pub retry_min_ms: u64,
+    /// Longest `retry:` (milliseconds); below `--sse-retry-min`, it is taken
+    /// as equal to it.
+    #[arg(long = "sse-retry-max", env = "CHAT_SSE_RETRY_MAX", default_value_t = DEFAULT_RETRY_MAX_MS)]
+    pub retry_max_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             keepalive_s: DEFAULT_KEEPALIVE_S,
+            retry_min_ms: DEFAULT_RETRY_MIN_MS,
+            retry_max_ms: DEFAULT_RETRY_MAX_MS,
         }
     }
 }
@@ -121,6 +143,12 @@ impl Settings {
     /// The keep-alive interval.
     pub fn keepalive(&self) -> Duration {
         Duration::from_secs(self.keepalive_s)
+    }
+
+    /// A stream's `retry:`: uniform in `--sse-retry-min..=--sse-retry-max`.
+    pub fn retry(&self) -> Duration {
+        let max = self.retry_max_ms.max(self.retry_min_ms);
+        Duration::from_millis(rand::random_range(self.retry_min_ms..=max))
     }
 }
 
@@ -149,6 +177,7 @@ async fn events(
     settings: Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
+    let user = presence::user_of(&query)?;
     let since = match last_event_id(&req)? {
         Some(cursor) => Some(cursor),
         None => query.since()?,
@@ -158,7 +187,7 @@ async fn events(
 
     let (mailbox, events) = tokio::sync::mpsc::channel(MAILBOX);
     let mut response = Sse::from_infallible_receiver(events)
-        .with_retry_duration(Duration::from_millis(RETRY_MS))
+        .with_retry_duration(settings.retry())
         .respond_to(&req);
     response.headers_mut().insert(
         HeaderName::from_static("x-accel-buffering"),
@@ -171,6 +200,7 @@ async fn events(
         first,
         mailbox,
         connection,
+        state.presence.subscribe(user, TRANSPORT),
     ));
     Ok(response)
 }

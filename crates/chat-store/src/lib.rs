@@ -80,7 +80,7 @@ pub use chat_protocol::Epoch;
 pub use chat_protocol::limits::{DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
 pub use chat_protocol::{Cursor, Message, MessageId, Via};
 pub use log::{Log, OpenError, SendFailure};
-pub use message::{NewMessage, SendError, StoredMessage};
+pub use message::{NewMessage, SendError, StoredMessage, validate_user};
 pub use store::{
     Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Store, StoreConfig, StoreStats,
     new_epoch,

@@ -81,19 +81,7 @@ pub(crate) struct Valid {
 /// textarea's value when it submits a form), so that a pasted Windows line
 /// ending is accepted rather than refused.
 pub(crate) fn validate(new: NewMessage, max_text_chars: usize) -> Result<Valid, SendError> {
-    let user = new
-        .user
-        .trim_matches(|c: char| c.is_whitespace() || is_blank(c))
-        .to_owned();
-    let user_chars = user.chars().count();
-    let visible = user.chars().any(|c| !is_invisible(c));
-    if !visible || user_chars > MAX_USER_CHARS {
-        return Err(SendError::UserLength(if visible { user_chars } else { 0 }));
-    }
-    reject_control(&user, "user", false)?;
-    if let Some(c) = user.chars().find(|&c| is_bidi_control(c)) {
-        return Err(SendError::UserBidi(c as u32));
-    }
+    let user = validate_user(&new.user)?;
 
     let text = new.text.replace("\r\n", "\n").replace('\r', "\n");
     let text = text.trim().to_owned();
@@ -120,6 +108,25 @@ pub(crate) fn validate(new: NewMessage, max_text_chars: usize) -> Result<Valid, 
         client_msg_id: new.client_msg_id,
         via: new.via,
     })
+}
+
+/// Checks a user name as a message's `user` is checked, and returns it
+/// trimmed (of spaces and of characters that show nothing). A subscription's
+/// `user=` (presence) passes the same rules.
+pub fn validate_user(raw: &str) -> Result<String, SendError> {
+    let user = raw
+        .trim_matches(|c: char| c.is_whitespace() || is_blank(c))
+        .to_owned();
+    let user_chars = user.chars().count();
+    let visible = user.chars().any(|c| !is_invisible(c));
+    if !visible || user_chars > MAX_USER_CHARS {
+        return Err(SendError::UserLength(if visible { user_chars } else { 0 }));
+    }
+    reject_control(&user, "user", false)?;
+    if let Some(c) = user.chars().find(|&c| is_bidi_control(c)) {
+        return Err(SendError::UserBidi(c as u32));
+    }
+    Ok(user)
 }
 
 /// Characters that show nothing and mean nothing at either end of a name:

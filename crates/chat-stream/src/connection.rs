@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep;
 
+use chat_http::presence::{Snapshot, Subscriber};
 use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{Control, Cursor};
@@ -28,6 +29,7 @@ pub(crate) async fn run(
     first: Page,
     mailbox: Sender<Bytes>,
     connection: Connection,
+    mut presence: Subscriber,
 ) {
     let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
@@ -52,6 +54,14 @@ pub(crate) async fn run(
             }
             // The client: a streaming client never speaks, it can only hang up.
             _ = mailbox.closed() => break End::Gone,
+            // Who is online changed: the list, as a presence line.
+            online = presence.changed() => {
+                let line = presence_line(&online);
+                let bytes = line.len();
+                if let Err(end) = hand_over(mailbox.send(line), bytes, &state, &backlog, cursor).await {
+                    break end;
+                }
+            }
             // The heartbeat: a ping line after a silence.
             _ = sleep(settings.keepalive()) => {
                 let ping = control_line(&Control::Ping);
@@ -119,6 +129,14 @@ fn finish(end: End<Close>, mailbox: Sender<Bytes>, connection: &Connection) {
 fn message_line(message: &StoredMessage) -> Bytes {
     let mut line = BytesMut::with_capacity(message.json.len() + 1);
     line.put_slice(&message.json);
+    line.put_u8(b'\n');
+    line.freeze()
+}
+
+/// `{"type":"presence","users":[…]}` and a newline.
+fn presence_line(online: &Snapshot) -> Bytes {
+    let mut line = BytesMut::with_capacity(online.control.len() + 1);
+    line.put_slice(&online.control);
     line.put_u8(b'\n');
     line.freeze()
 }

@@ -68,6 +68,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use chat_http::accounting::count_bytes;
+use chat_http::presence;
 use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
@@ -127,6 +128,7 @@ async fn lines(
     settings: Data<Settings>,
 ) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(&req)?;
+    let user = presence::user_of(&query)?;
     // Read the first page here, so a bogus cursor is a 400, not a stream.
     let first = state
         .store
@@ -153,6 +155,7 @@ async fn lines(
         first,
         mailbox,
         connection,
+        state.presence.subscribe(user, TRANSPORT),
     ));
     Ok(response)
 }

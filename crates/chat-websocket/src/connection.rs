@@ -15,6 +15,7 @@ use bytestring::ByteString;
 use tokio::time::{Instant, interval, sleep_until};
 
 use chat_http::api::parse_object;
+use chat_http::presence::{Snapshot, Subscriber};
 use chat_http::rate::admit_send;
 use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
@@ -37,6 +38,7 @@ pub(crate) async fn run(
     first: Page,
     (mut session, mut frames): (Session, AggregatedMessageStream),
     connection: Connection,
+    mut presence: Subscriber,
 ) {
     let backlog = Backlog::new(&state, &connection);
     let mut epoch = first.epoch.clone();
@@ -75,6 +77,14 @@ pub(crate) async fn run(
                         }
                     }
                     Err(end) => break end,
+                }
+            }
+            // Who is online changed: the list, as a presence frame.
+            online = presence.changed() => {
+                let Some(frame) = presence_frame(&online) else { continue };
+                let bytes = frame_len(frame.len());
+                if let Err(end) = hand_over(session.text(frame), bytes, &state, &backlog, cursor).await {
+                    break end;
                 }
             }
             // The heartbeat: a ping every interval, a close after a silence.
@@ -154,6 +164,12 @@ async fn finish(end: End<Close>, session: Session, connection: &Connection) {
 fn message_frame(message: &StoredMessage) -> Option<ByteString> {
     // The store's bytes are JSON, hence UTF-8; the check is a scan, not a copy.
     ByteString::try_from(message.json.clone()).ok()
+}
+
+/// `{"type":"presence","users":[…]}`.
+fn presence_frame(online: &Snapshot) -> Option<ByteString> {
+    // Serialized JSON, hence UTF-8; the check is a scan, not a copy.
+    ByteString::try_from(online.control.clone()).ok()
 }
 
 /// What the server answers a client's frame with.

@@ -29,7 +29,9 @@
 //! A message frame is the store's bytes with a 2-byte frame header (4 bytes
 //! past 125 bytes of payload): the cheapest framing of the four transports.
 //! Control frames all have a `type`, which a message never has:
-//! `{"type":"gap","missed":K}`, `{"type":"ack",…}` after a send from this
+//! `{"type":"gap","missed":K}`, `{"type":"presence","users":[…]}` when who
+//! is online changes (`user=ana` on the upgrade lists ana while the socket
+//! is open: `chat_http::presence`), `{"type":"ack",…}` after a send from this
 //! socket, and `{"type":"error","code":…,"message":…}` for a refused send
 //! (the socket stays open). Sends get the same validation and idempotency
 //! as `POST /api/messages`, with `via` set to `websocket`.
@@ -83,6 +85,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, http::hea
 use chat_http::accounting::count_bytes;
 use chat_http::api::error_response;
 use chat_http::forwarded::public_hosts;
+use chat_http::presence;
 use chat_http::rate::OverConnectionCap;
 use chat_http::{ApiError, AppState, Config, Connection, Mount, Query, Transport};
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
@@ -198,6 +201,7 @@ async fn upgrade(
 ) -> Result<HttpResponse, UpgradeError> {
     check_origin(&req, &settings, &state.config)?;
     let query = Query::parse(&req)?;
+    let user = presence::user_of(&query)?;
     // Read the first page before upgrading, so a bogus cursor is a 400.
     let first = state
         .store
@@ -227,6 +231,7 @@ async fn upgrade(
         first,
         (session, frames),
         connection,
+        state.presence.subscribe(user, TRANSPORT),
     ));
     Ok(response)
 }

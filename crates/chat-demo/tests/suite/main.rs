@@ -19,6 +19,7 @@ mod limits;
 mod longpoll;
 mod metrics;
 mod polling;
+mod presence;
 mod proxy;
 #[path = "../support/redis.rs"]
 mod redis_server;

@@ -203,3 +203,37 @@ async fn rate_limited_sends_are_counted_in_metrics() {
     let scraped = scrape(&app).await;
     assert_eq!(value(&scraped, "chat_rate_limited_total", None), refused);
 }
+
+/// A transport's own binary mounts `/metrics` too: a server with polling
+/// alone answers it, with every transport's series (zero for the others).
+#[tokio::test]
+async fn a_single_transport_server_serves_metrics() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let server = chat_http::start(
+        listener,
+        chat_http::AppState::new(chat_http::Config::default()),
+        &[chat_polling::mount()],
+    )
+    .expect("server starts");
+    let url = format!("http://{}", server.addr);
+    let sent = reqwest::Client::new()
+        .post(format!("{url}/api/messages"))
+        .json(&json!({"user": "ana", "text": "hi"}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    let scraped =
+        Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("the exposition format");
+    assert_eq!(value(&scraped, "chat_messages_stored_total", None), 1);
+    for t in Transport::ALL.map(Some) {
+        assert_eq!(value(&scraped, "chat_requests_total", t), 0);
+    }
+    server.shutdown().await.expect("stops");
+}

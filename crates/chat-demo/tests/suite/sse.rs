@@ -120,7 +120,10 @@ async fn last_event_id_takes_precedence() {
 #[tokio::test]
 async fn silence_sends_a_keep_alive_comment() {
     let settings = chat_demo::Settings {
-        sse: chat_sse::Settings { keepalive_s: 1 },
+        sse: chat_sse::Settings {
+            keepalive_s: 1,
+            ..chat_sse::Settings::default()
+        },
         ..chat_demo::Settings::default()
     };
     let app = spawn_with_settings(chat_http::Config::default(), settings).await;
@@ -244,4 +247,37 @@ where
         > = Box::pin(self);
         boxed.eventsource()
     }
+}
+
+/// Each stream opens with its own `retry:`, drawn from
+/// `--sse-retry-min..=--sse-retry-max` (1 to 5 s by default), so that the
+/// streams a deploy ends together do not all come back together
+/// (docs/pitfalls.md: the storm, measured).
+#[tokio::test]
+async fn each_stream_gets_its_own_retry_within_the_range() {
+    let app = spawn_app().await;
+    let addr = app.server.addr;
+    let retries: Vec<u64> = off_thread(move || {
+        (0..20)
+            .map(|_| {
+                let mut socket = RawSocket::connect(addr);
+                socket.send(get("/sse/events", &["accept: text/event-stream"]));
+                socket.read_head();
+                let text = socket.read_chunks_until("retry: ");
+                let line = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("retry: "))
+                    .expect("a retry: line");
+                line.trim().parse().expect("milliseconds")
+            })
+            .collect()
+    })
+    .await;
+    let range = chat_sse::DEFAULT_RETRY_MIN_MS..=chat_sse::DEFAULT_RETRY_MAX_MS;
+    assert!(retries.iter().all(|r| range.contains(r)), "{retries:?}");
+    let mut distinct = retries.clone();
+    distinct.sort();
+    distinct.dedup();
+    // 20 draws from 4,001 values: all equal has odds of 4001^-19.
+    assert!(distinct.len() > 1, "{retries:?}");
 }
