@@ -259,10 +259,11 @@ pub fn admit_send(
         })
 }
 
-/// The name a user's bucket is kept under: the name trimmed, as the store
-/// will store it, so that `ana` and ` ana ` share one.
+/// The name a user's bucket is kept under: the name as the store will
+/// store it (trimmed of spaces and of characters that show nothing), so that
+/// `ana` and ` ana\u{200B}` share one; `None` for a name the store refuses.
 fn user_key(user: &str) -> Option<String> {
-    Some(user.trim().to_owned())
+    chat_store::validate_user(user).ok()
 }
 
 /// Until the server shuts down: sweeps `state`'s limits every

@@ -133,8 +133,11 @@ async fn one_user_is_limited_across_addresses() {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
-    // The name is keyed as stored: " ana " and "ana" share a bucket.
+    // The name is keyed as stored: " ana ", "ana" and "ana" with a
+    // zero-width space share a bucket.
     let answer = post(&app, &clients[0], "ana", "again").await;
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    let answer = post(&app, &clients[1], "ana\u{200B}", "again").await;
     assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
     let answer = post(&app, &clients[0], "bob", "hello").await;
     assert_eq!(answer.status(), StatusCode::CREATED);
