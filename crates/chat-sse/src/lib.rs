@@ -28,9 +28,13 @@
 //!
 //! ```
 //!
-//! Each event is a chunk of its own, so a message costs its JSON plus
-//! `id: 17\ndata: ` and `\n\n` (about 16 bytes) plus the chunk framing
-//! (`52\r\n` … `\r\n`, 6 or 7 bytes). A cursor that predates the history gets
+//! A message that arrives alone is a chunk of its own, so it costs its JSON
+//! plus `id: 17\ndata: ` and `\n\n` (about 16 bytes) plus the chunk framing
+//! (`52\r\n` … `\r\n`, 6 or 7 bytes); messages pending together (a burst,
+//! a reader catching up) share one chunk, up to `--max-unsent` bytes. Each
+//! message's event is built once, by the first stream that needs it, and
+//! the same bytes are written to every stream (`chat_store::framing`).
+//! A cursor that predates the history gets
 //! `event: gap` with `data: {"missed":K}` first. When who is online changes,
 //! `event: presence` with `data: {"users":[…]}` (a stream opened with
 //! `user=ana` lists ana while it is open: `chat_http::presence`). After 15 s
@@ -48,14 +52,16 @@
 //!
 //! Event data is the store's JSON, which never contains a raw line break
 //! (JSON escapes them), so a message whose text holds `\nid: 9` or
-//! `\nevent: x` is still exactly one event with the right id.
-//! actix-web-lab 0.29.1 and later also split any line breaks in data into
-//! separate `data:` lines rather than letting them inject fields.
+//! `\nevent: x` is still exactly one event with the right id. Should data
+//! ever hold a line break, the encoder (`connection::data_event`) splits it
+//! into separate `data:` lines rather than letting it inject a field; a
+//! unit test checks its bytes against actix-web-lab's SSE encoder.
 //!
 //! ## What the server holds per client
 //!
-//! An open response, a small mailbox ([`MAILBOX`] events) between the
-//! connection's task and the response body, and the task itself, parked on
+//! An open response, a small mailbox ([`MAILBOX`] chunks of framed events,
+//! `Bytes`) between the connection's task and the response body, and the
+//! task itself, parked on
 //! the store's watch channel between messages (see `connection.rs`, which has
 //! the same skeleton as every streaming transport's: `chat_http::streaming`).
 //!
@@ -81,12 +87,13 @@
 
 mod connection;
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web::{self, Data};
-use actix_web::{HttpRequest, HttpResponse, Responder};
-use actix_web_lab::sse::Sse;
+use actix_web::http::header;
+use actix_web::web::{self, Bytes, Data};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::whole_number;
@@ -185,14 +192,25 @@ async fn events(
     // Read the first page here, so a bogus cursor is a 400, not a stream.
     let first = state.store.read_in(query.epoch()?.as_ref(), since, BATCH)?;
 
-    let (mailbox, events) = tokio::sync::mpsc::channel(MAILBOX);
-    let mut response = Sse::from_infallible_receiver(events)
-        .with_retry_duration(settings.retry())
-        .respond_to(&req);
-    response.headers_mut().insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
+    // The body: `retry:` first, then the events the connection's task
+    // writes into the mailbox, already framed (see `connection.rs`).
+    let (mailbox, events) = tokio::sync::mpsc::channel::<Bytes>(MAILBOX);
+    let retry = format!("retry: {}\n\n", settings.retry().as_millis());
+    let body = futures_util::stream::once(async move { Bytes::from(retry) })
+        .chain(futures_util::stream::unfold(
+            events,
+            |mut events| async move {
+                let event = events.recv().await?;
+                Some((event, events))
+            },
+        ))
+        .map(Ok::<_, Infallible>);
+    let response = HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header(header::ContentEncoding::Identity)
+        .insert_header(header::CacheControl(vec![header::CacheDirective::NoCache]))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body);
     let (connection, response) = Connection::serve(&req, response);
     actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),

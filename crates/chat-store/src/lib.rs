@@ -71,6 +71,7 @@
 //! assert_eq!(page.cursor, Cursor(1));
 //! ```
 
+pub mod framing;
 pub mod log;
 pub mod message;
 mod redis_log;
@@ -79,6 +80,7 @@ pub mod store;
 pub use chat_protocol::Epoch;
 pub use chat_protocol::limits::{DEFAULT_MAX_TEXT_CHARS, MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
 pub use chat_protocol::{Cursor, Message, MessageId, Via};
+pub use framing::{Framing, Framings};
 pub use log::{Log, OpenError, SendFailure};
 pub use message::{NewMessage, SendError, StoredMessage, validate_user};
 pub use store::{

@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 
+use crate::framing::{Framing, Framings};
+
 use chat_protocol::limits::{MAX_CLIENT_MSG_ID_CHARS, MAX_USER_CHARS};
 use chat_protocol::{MessageId, MessageRef, Via};
 
@@ -203,6 +205,9 @@ pub struct StoredMessage {
     /// When the store accepted it (the JSON's `sent_at_ms`, kept beside it
     /// so that a server can time deliveries without parsing the JSON).
     pub sent_at_ms: u64,
+    /// The JSON as each streaming transport frames it, built once and
+    /// shared by every clone (see [`StoredMessage::framed`]).
+    pub framings: Framings,
 }
 
 impl StoredMessage {
@@ -219,6 +224,13 @@ impl StoredMessage {
             id,
             json: Bytes::from(json),
             sent_at_ms,
+            framings: Framings::default(),
         }
+    }
+
+    /// The message in `framing`: built by `frame` from it the first time
+    /// any clone of it asks, the same `Bytes` every time after.
+    pub fn framed(&self, framing: Framing, frame: impl FnOnce(&Self) -> Bytes) -> Bytes {
+        self.framings.get_or_build(framing, || frame(self))
     }
 }

@@ -14,7 +14,8 @@ use chat_http::presence::{Snapshot, Subscriber};
 use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
 use chat_protocol::{Control, Cursor};
-use chat_store::{Page, StoredMessage};
+use chat_store::framing::coalesce;
+use chat_store::{Framing, Page, StoredMessage};
 
 use crate::{BATCH, Settings, TRANSPORT};
 
@@ -81,8 +82,9 @@ pub(crate) async fn run(
     finish(end, mailbox, &connection);
 }
 
-/// Hands a page over: the reset and gap notices if any, then one line per message,
-/// counting each as it goes.
+/// Hands a page over: the reset and gap notices if any, then its messages'
+/// lines, several to a chunk when several are pending, counting each as it
+/// goes.
 async fn deliver(
     state: &AppState,
     mailbox: &Sender<Bytes>,
@@ -105,12 +107,16 @@ async fn deliver(
         let bytes = gap.len();
         hand_over(mailbox.send(gap), bytes, state, backlog, position).await?;
     }
-    for message in &page.messages {
-        let line = message_line(message);
-        let bytes = line.len();
-        hand_over(mailbox.send(line), bytes, state, backlog, position).await?;
-        counters.delivered_message(page, message);
-        position = Cursor::after(message.id);
+    // Each message's line is built once, by the first connection to need
+    // it; consecutive ones go over as one piece, within the byte bound.
+    let max = state.config.max_unsent;
+    for chunk in coalesce(&page.messages, Framing::JsonLine, message_line, max) {
+        let bytes = chunk.bytes.len();
+        hand_over(mailbox.send(chunk.bytes), bytes, state, backlog, position).await?;
+        for message in chunk.messages {
+            counters.delivered_message(page, message);
+            position = Cursor::after(message.id);
+        }
     }
     Ok(())
 }

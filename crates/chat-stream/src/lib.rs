@@ -27,13 +27,19 @@
 //! Newline-delimited JSON: one line per message, exactly the store's bytes
 //! and `\n` (JSON escapes every line break inside a string, so a line is
 //! always one message). Control lines have a `type`, which a message never
-//! has: `{"type":"gap","missed":K}` when the cursor predates the history, and
-//! `{"type":"ping"}` after 15 s without a line, so proxies and the client can
-//! tell a quiet stream from a dead one. Each line is its own chunk: a message
-//! costs its JSON, one newline and the chunk framing (`5a\r\n` … `\r\n`), the
-//! cheapest framing of the HTTP transports: 14 to 15 bytes a message below
-//! SSE's `id:`/`data:` lines (measured by `compare`, `docs/streaming.md`),
-//! which buy the browser's resume for free.
+//! has: `{"type":"gap","missed":K}` when the cursor predates the history,
+//! `{"type":"presence","users":[…]}` when who is online changes (a stream
+//! opened with `user=ana` lists ana while it is open: `chat_http::presence`),
+//! and `{"type":"ping"}` after 15 s without a line, so proxies and the client
+//! can tell a quiet stream from a dead one. A message that arrives alone is a
+//! chunk of its own: it costs its JSON, one newline and the chunk framing
+//! (`5a\r\n` … `\r\n`), the cheapest framing of the HTTP transports: 14 to 15
+//! bytes a message below SSE's `id:`/`data:` lines (measured by `compare`,
+//! `docs/streaming.md`), which buy the browser's resume for free. Messages
+//! that are pending together (a burst, or a reader catching up) go out as one
+//! chunk, up to `--max-unsent` bytes, so they share its framing and a write.
+//! Each message's line is built once, by the first stream that needs it, and
+//! shared by all (`chat_store::framing`).
 //!
 //! The same three headers as SSE keep it moving through the network:
 //! `cache-control: no-cache`, `x-accel-buffering: no` for nginx, and

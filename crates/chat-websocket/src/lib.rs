@@ -67,6 +67,20 @@
 //! few seconds, exactly as for SSE, and resumes with `since` from the last id
 //! it saw.
 //!
+//! ## Framing: actix-ws's session, on purpose
+//!
+//! SSE and HTTP streaming write a message's bytes, built once per message,
+//! to every connection (`chat_store::framing`). A server's text frame is
+//! the same for every socket too (it is not masked), but this crate keeps
+//! actix-ws's `Session`, which frames each message per socket: the frame is
+//! a 2-byte header and a copy of the payload into the socket's buffer, about
+//! 1% of the server's CPU under fan-out (a `perf` profile,
+//! docs/measurements.md), and actix-ws already writes every frame queued
+//! for a socket as one chunk, so the socket gets one write per wake-up
+//! however many messages it carries. Writing shared frames would mean
+//! driving actix-http's WebSocket codec behind the handshake ourselves, the
+//! incoming half and the close handshake included, for that 1%.
+//!
 //! ## Disconnects and shutdown
 //!
 //! A client's close frame is echoed and the task ends. On shutdown no send is
