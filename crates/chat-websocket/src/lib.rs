@@ -65,7 +65,10 @@
 //! 1007. A client that stops reading is reset once it is more than
 //! `--backlog` messages behind, or leaves `--max-unsent` bytes unread for a
 //! few seconds, exactly as for SSE, and resumes with `since` from the last id
-//! it saw.
+//! it saw. Sends pass the same per-client rate limits as a POST
+//! (`chat_http::rate`): over them, an error frame `rate_limited` with
+//! `retry_after_ms`, nothing stored, the socket open; an upgrade from an
+//! address over `--max-connections-per-address` is closed at once with 1013.
 //!
 //! ## Framing: actix-ws's session, on purpose
 //!
