@@ -15,7 +15,7 @@
 // User text only ever reaches the page through textContent, never as HTML.
 
 import { Comparison, formatBytes, formatMs, percentile } from './compare.js';
-import { InstanceLine, RouteView, showProblem } from './pane-lines.js';
+import { InstanceLine, RouteView, WAITING_AFTER_MS, showProblem, showWaiting } from './pane-lines.js';
 import { setUpPresence } from './presence.js';
 import { INSTANCE_HEADER } from './transports/common.js';
 import { TRANSPORTS } from './transports/index.js';
@@ -224,6 +224,11 @@ class Pane {
   renderState(state) {
     this.stats.state.textContent = state;
     this.stats.state.dataset.state = state;
+    clearTimeout(this.waitTimer);
+    showWaiting(this.root, this.stats.state, false);
+    if (state === 'connecting') {
+      this.waitTimer = setTimeout(() => showWaiting(this.root, this.stats.state, true), WAITING_AFTER_MS);
+    }
     if (state === 'connected' && !this.everConnected) {
       this.everConnected = true;
       markReadyIfAllConnected();

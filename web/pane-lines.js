@@ -109,3 +109,23 @@ export function showProblem(element, { failures, state }) {
   if (element.textContent !== words) element.textContent = words;
   element.hidden = !stuck;
 }
+
+/** A pane still connecting after this long says it is waiting. */
+export const WAITING_AFTER_MS = 5000;
+
+/** Marks a pane that has been connecting for WAITING_AFTER_MS without a
+ *  connection (`on`), or clears the mark. A request the browser queues
+ *  behind its connections to this server (six per server over HTTP/1.1,
+ *  shared by every tab) does not fail: without this the pane would say
+ *  "connecting" for ever. */
+export function showWaiting(root, badge, on) {
+  if (on) {
+    root.dataset.waiting = 'true';
+    badge.textContent = 'waiting for a connection';
+    badge.title = 'No answer yet: the browser may be holding every connection it allows to '
+      + 'this server for other panes or tabs (six per server over HTTP/1.1).';
+  } else if (root.dataset.waiting) {
+    delete root.dataset.waiting;
+    badge.title = '';
+  }
+}

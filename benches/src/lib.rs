@@ -15,6 +15,9 @@
 //!   sampler `compare` shares; [`processes`] starts the server processes,
 //!   `loadgen` runs and `redis-server` its load runs use, and [`scale`] is
 //!   its section on several instances sharing one Redis log).
+//! - `cargo run --release -p chat-benches --bin tls`: bytes per message over
+//!   HTTP/1.1, HTTPS with HTTP/1.1 and HTTPS with HTTP/2 ([`tls`]), the
+//!   section "HTTP/2 over TLS" of `docs/results.md`.
 //!
 //! The load generator is its own crate: `cargo run --release -p chat-loadgen
 //! -- --help` (many clients of one transport against a server, with
@@ -26,6 +29,7 @@ pub mod processes;
 pub mod relay;
 pub mod scale;
 pub mod tables;
+pub mod tls;
 pub mod wire;
 
 use chat_http::{Config, RunningServer};

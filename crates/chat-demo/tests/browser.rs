@@ -19,7 +19,8 @@
 //! log: a deleted log (a new epoch) and a round-robin balancer.
 //!
 //! `browser/installed.rs` copies a release build into an empty folder and
-//! loads the page from it. The browser half (finding Chromium, opening the
+//! loads the page from it. `browser/tabs.rs` opens eight tabs over
+//! HTTP/1.1 and over HTTP/2 (`--tls`): the six-connection limit. The browser half (finding Chromium, opening the
 //! page, reading it) is in `browser/page.rs`.
 
 #[allow(dead_code)]
@@ -43,6 +44,8 @@ mod presence;
 mod proxies;
 #[path = "browser/scale.rs"]
 mod scale;
+#[path = "browser/tabs.rs"]
+mod tabs;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -20,6 +20,14 @@
 //! - Response body: every chunk, plus `{len:x}\r\n…\r\n` around each chunk
 //!   and `0\r\n\r\n` at the end when the body is chunked. A WebSocket body is
 //!   the raw frames after the 101, so it is counted as is.
+//!
+//! Over TLS, HTTP/1.1 is counted the same way: the bytes of HTTP/1.1 inside
+//! the TLS records. Over HTTP/2 only bodies are counted (DATA frames'
+//! payloads): heads are HPACK-compressed against what the connection sent
+//! before, and frames interleave several transports' requests, so neither
+//! can be known exactly from here. `/api/stats` says which applies
+//! (`accounting.transports`) and gives the TLS sockets' exact totals beside
+//! it ([`crate::stats::TlsCounters`]).
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -81,9 +89,13 @@ async fn count(
     let Some(stats) = req.app_data::<Data<AppState>>().map(|s| s.stats.clone()) else {
         return Ok(next.call(req).await?.map_body(|_, b| Counted::uncounted(b)));
     };
-    let head_in = request_head_len(req.head());
-    let request_conn = req.head().connection_type();
     let version = req.version();
+    // An HTTP/2 head travels HPACK-compressed, in a size that depends on what
+    // the connection sent before: it is not counted at all, rather than
+    // guessed (`accounting.transports` in `/api/stats` says so).
+    let h2 = version == Version::HTTP_2;
+    let head_in = if h2 { 0 } else { request_head_len(req.head()) };
+    let request_conn = req.head().connection_type();
 
     // Count the body as the handler (or the WebSocket reader) pulls it.
     let body_in = Rc::new(Cell::new(0u64));
@@ -111,6 +123,9 @@ async fn count(
     });
 
     let res = next.call(req).await?;
+    if h2 && (fixed.is_some() || res.request().extensions().contains::<Transport>()) {
+        stats.tls.h2_requests.fetch_add(1, Relaxed);
+    }
     let named = res.request().extensions().get::<Transport>().copied();
     let transport = match fixed {
         Some(t) => t,
@@ -128,11 +143,15 @@ async fn count(
     let chunked = version == Version::HTTP_11
         && res.status() != StatusCode::SWITCHING_PROTOCOLS
         && res.response().body().size() == BodySize::Stream;
-    let head_out = response_head_len(
-        res.response().head(),
-        res.response().body().size(),
-        request_conn,
-    );
+    let head_out = if h2 {
+        0
+    } else {
+        response_head_len(
+            res.response().head(),
+            res.response().body().size(),
+            request_conn,
+        )
+    };
     stats.of(transport).add_out(head_out);
     Ok(res.map_body(|_, body| Counted {
         inner: body,

@@ -345,6 +345,7 @@ async fn stats(state: Data<AppState>) -> HttpResponse {
                 epoch: store.epoch,
                 backend: state.log.backend().to_owned(),
             },
+            accounting: state.stats.tls.snapshot(),
             refused: state.stats.refusals(),
         })
 }

@@ -86,6 +86,17 @@ pub struct Config {
     /// How logs are written to stderr (the level comes from `RUST_LOG`).
     #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve HTTPS: HTTP/2 and HTTP/1.1 over TLS (ALPN), with a certificate
+    /// for localhost and 127.0.0.1 made at start unless `--cert` and `--key`
+    /// name one.
+    #[arg(long, env = "CHAT_TLS")]
+    pub tls: bool,
+    /// With `--tls`: the certificate chain to serve (a PEM file).
+    #[arg(long, env = "CHAT_CERT", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// With `--tls`: the certificate's private key (a PEM file).
+    #[arg(long, env = "CHAT_KEY", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
     /// Send rates and the connection cap per client (see [`crate::rate`]).
     /// Last: its help heading holds for the flags after it.
     #[command(flatten)]
@@ -111,6 +122,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             limits: LimitSettings::default(),
             store_url: None,
+            tls: false,
+            cert: None,
+            key: None,
         }
     }
 }

@@ -43,6 +43,8 @@
 //! - [`presence`]: who is online: the registry every subscription reports
 //!   to (a guard per open subscription, the time of each poll), the list
 //!   push transports send when it changes, and `GET /api/presence`.
+//! - [`tls`]: `--tls`, HTTP/2 and HTTP/1.1 over TLS (rustls, ALPN), with a
+//!   certificate made at start unless `--cert` and `--key` name one.
 //! - [`page`]: the page's files, embedded in the binary at build time, or
 //!   served from `--web-dir` while you edit them.
 //!
@@ -64,12 +66,14 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod streaming;
+pub mod tls;
 
 pub use api::{ApiError, Query};
 pub use chat_protocol::Transport;
 pub use config::Config;
 pub use server::{
     AppState, LogFormat, Mount, NoSettings, RunningServer, StartError, listen, run_binary, start,
+    start_with_tls,
 };
 pub use stats::Counters;
 pub use streaming::{Backlog, Connection, End};

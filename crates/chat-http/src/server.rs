@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_http::{HttpService, Protocol, error::DispatchError};
+use actix_http::HttpService;
 use actix_server::{Server, ServerHandle};
 use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
 use actix_web::body::MessageBody;
@@ -33,7 +33,7 @@ use crate::presence::{self, Presence};
 use crate::rate::ClientLimits;
 use crate::shutdown::SendGate;
 use crate::stats::Stats;
-use crate::streaming::Wired;
+use crate::tls::{Io, Tls, TlsError};
 
 /// The page may load scripts, styles and connections from its own origin
 /// only; no inline script can run, even if user text were ever mistaken for
@@ -153,6 +153,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Its state (tests read the store and counters through it).
     pub state: AppState,
+    /// Its TLS setup, with `--tls` (tests trust its certificate).
+    pub tls: Option<Tls>,
     handle: ServerHandle,
     task: JoinHandle<io::Result<()>>,
 }
@@ -188,8 +190,20 @@ impl RunningServer {
 /// [`crate::streaming::Backlog`]). The other settings are `HttpServer`'s.
 pub fn start(
     listener: TcpListener,
+    state: AppState,
+    mounts: &[Mount],
+) -> Result<RunningServer, StartError> {
+    let tls = Tls::from_config(&state.config)?;
+    start_with_tls(listener, state, mounts, tls)
+}
+
+/// [`start`] with the TLS setup already made (`None`: plain HTTP/1.1),
+/// whatever the configuration says.
+pub fn start_with_tls(
+    listener: TcpListener,
     mut state: AppState,
     mounts: &[Mount],
+    tls: Option<Tls>,
 ) -> Result<RunningServer, StartError> {
     let addr = listener.local_addr()?;
     let page = PageSource::new(state.config.web_dir.as_deref())?;
@@ -227,8 +241,12 @@ pub fn start(
     }
     let stopping = builder.graceful_shutdown_signal();
     let expect_state = state.clone();
+    let accept_tls = tls.clone();
     let builder = builder.listen("chat", listener, move || {
         let stopping = stopping.clone();
+        let tls = accept_tls.clone();
+        let stats = expect_state.stats.clone();
+        let stopping_h2 = stopping.clone();
         let http = HttpService::build()
             // Idle keep-alive connections close as soon as a graceful stop
             // begins, as with `HttpServer`.
@@ -245,7 +263,7 @@ pub fn start(
             // at once.
             .h1_allow_half_closed(false)
             .local_addr(addr)
-            .on_connect_ext(|io: &Wired, ext: &mut Extensions| io.remember(ext))
+            .on_connect_ext(|io: &Io, ext: &mut Extensions| io.remember(ext))
             .expect(limits::expect_continue(expect_state.clone()))
             .finish(map_config(
                 app()
@@ -255,9 +273,8 @@ pub fn start(
                 // the request's own `Host`.
                 |_| AppConfig::default(),
             ));
-        fn_service(|io: TcpStream| async move {
-            let peer = io.peer_addr().ok();
-            Ok::<_, DispatchError>((Wired::new(io), Protocol::Http1, peer))
+        fn_service(move |io: TcpStream| {
+            crate::tls::connection(io, tls.clone(), stats.clone(), stopping_h2.clone())
         })
         .and_then(http)
     })?;
@@ -272,6 +289,7 @@ pub fn start(
     Ok(RunningServer {
         addr,
         state,
+        tls,
         handle,
         task,
     })
@@ -333,6 +351,9 @@ pub enum StartError {
     /// `--store` names a store that is not valid or does not answer.
     #[error(transparent)]
     Store(#[from] OpenError),
+    /// `--cert` or `--key` cannot be read or used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Anything else the operating system refused.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -348,6 +369,7 @@ impl StartError {
             StartError::WebDir(_) => 4,
             StartError::Store(OpenError::Url { .. }) => 2,
             StartError::Store(OpenError::Unreachable { .. }) => 5,
+            StartError::Tls(_) => 6,
         }
     }
 }
@@ -414,11 +436,12 @@ fn serve_binary<S: Args + FromArgMatches>(
         // Everything that can be checked is checked before the port is
         // taken: a bad --web-dir or an absent store never holds the address.
         PageSource::new(config.web_dir.as_deref())?;
+        let tls = Tls::from_config(&config)?;
         let addr = config.addr;
         let state = AppState::open(config).await?;
         let listener = listen(addr).map_err(|source| StartError::Listen { addr, source })?;
-        let server = start(listener, state, &mounts)?;
-        println!("{name} listening on http://{}", server.addr);
+        let server = start_with_tls(listener, state, &mounts, tls)?;
+        crate::tls::announce(name, server.addr, server.tls.as_ref());
         tracing::info!(addr = %server.addr, "started");
         shutdown_signal().await?;
         tracing::info!("shutting down: answering held requests and closing streams");

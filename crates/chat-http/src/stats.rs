@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chat_protocol::{CountersSnapshot, RefusalsSnapshot, Transport, TransportStats};
+use chat_protocol::{
+    AccountingSnapshot, CountersSnapshot, RefusalsSnapshot, TlsSnapshot, Transport, TransportStats,
+};
 use chat_store::{Page, StoredMessage};
 
 /// One transport's counters. Relaxed atomics: each is an independent tally
@@ -182,6 +184,48 @@ pub struct Stats {
     counters: [Counters; Transport::ALL.len()],
     /// What the server's own limits refused or cut off.
     pub refused: Refusals,
+    /// What TLS connections carried, counted at the socket.
+    pub tls: TlsCounters,
+}
+
+/// TLS connections and their bytes on the socket (under TLS: records,
+/// handshakes, HTTP/2 frames and all), for every transport together: over
+/// HTTP/2 one connection carries many transports' requests at once, so these
+/// bytes cannot be split between them. See [`crate::tls`].
+#[derive(Debug, Default)]
+pub struct TlsCounters {
+    /// TLS connections whose handshake completed.
+    pub connections: AtomicU64,
+    /// Of those, the ones that chose HTTP/2.
+    pub h2_connections: AtomicU64,
+    /// HTTP/2 requests counted under a transport (bodies only).
+    pub h2_requests: AtomicU64,
+    /// Bytes read from TLS connections' sockets.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to TLS connections' sockets.
+    pub bytes_out: AtomicU64,
+}
+
+impl TlsCounters {
+    /// The `accounting` object of `/api/stats`.
+    pub fn snapshot(&self) -> AccountingSnapshot {
+        let h2_requests = self.h2_requests.load(Relaxed);
+        AccountingSnapshot {
+            transports: if h2_requests == 0 {
+                "exact"
+            } else {
+                "h2-bodies-only"
+            }
+            .to_owned(),
+            tls: TlsSnapshot {
+                connections: self.connections.load(Relaxed),
+                h2_connections: self.h2_connections.load(Relaxed),
+                h2_requests,
+                bytes_in: self.bytes_in.load(Relaxed),
+                bytes_out: self.bytes_out.load(Relaxed),
+            },
+        }
+    }
 }
 
 impl Stats {

@@ -49,6 +49,7 @@ pub use message::{Message, MessageRef, SendRequest, Via};
 pub use page::PageBody;
 pub use presence::{PresenceBody, PresenceList, UserPresence};
 pub use stats::{
-    ConfigBody, CountersSnapshot, RefusalsSnapshot, StatsBody, StoreSnapshot, TransportStats,
+    AccountingSnapshot, ConfigBody, CountersSnapshot, RefusalsSnapshot, StatsBody, StoreSnapshot,
+    TlsSnapshot, TransportStats,
 };
 pub use transport::{Transport, UnknownTransport};

@@ -57,6 +57,10 @@ pub struct StatsBody {
     pub transports: TransportStats,
     /// The store.
     pub store: StoreSnapshot,
+    /// What the byte counts mean on this server (not in the contract: an
+    /// addition for `--tls`; absent from older servers).
+    #[serde(default)]
+    pub accounting: AccountingSnapshot,
     /// What the server's own limits refused or cut off (not in the
     /// contract's counters: an addition; absent from older servers).
     #[serde(default)]
@@ -81,6 +85,37 @@ pub struct RefusalsSnapshot {
     /// Streaming connections reset as slow readers (too far behind, or
     /// stalled), per transport.
     pub slow_readers: BTreeMap<Transport, u64>,
+}
+
+/// How far `transports`' byte counts are exact, and what TLS connections
+/// carried, counted at the socket (`docs/protocol.md`, "HTTPS and
+/// HTTP/2").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountingSnapshot {
+    /// `exact` while every request counted came over HTTP/1.1 (plain or
+    /// inside TLS: the bytes of HTTP/1.1 as written, TLS records excluded);
+    /// `h2-bodies-only` once an HTTP/2 request has been counted, whose head
+    /// (HPACK-compressed, its size unknown to the app) and frame headers are
+    /// not in the transport's counts, only its body.
+    pub transports: String,
+    /// Every TLS connection's bytes on the socket, records and handshakes
+    /// included, for all transports together.
+    pub tls: TlsSnapshot,
+}
+
+/// The TLS connections' totals in `/api/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSnapshot {
+    /// TLS connections accepted (handshake completed).
+    pub connections: u64,
+    /// Of those, the ones that chose HTTP/2 (ALPN `h2`).
+    pub h2_connections: u64,
+    /// HTTP/2 requests counted under a transport (bodies only).
+    pub h2_requests: u64,
+    /// Bytes read from TLS connections' sockets.
+    pub bytes_in: u64,
+    /// Bytes written to TLS connections' sockets.
+    pub bytes_out: u64,
 }
 
 /// The `/api/config` body: what the page needs to know about a server.

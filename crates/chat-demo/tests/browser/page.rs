@@ -110,6 +110,22 @@ pub async fn open_page_on(app: TestApp) -> Option<Session> {
 /// A browser on the page at `url` (`app`'s, or a proxy in front of it),
 /// once `ready` (a script expression, described by `what`) holds.
 pub async fn open_page_at(app: TestApp, url: &str, what: &str, ready: &str) -> Option<Session> {
+    let (browser, profile) = launch(&[]).await?;
+    let page = browser.new_page(url).await.expect("page opens");
+    let session = Session {
+        app,
+        browser,
+        page,
+        _profile: profile,
+    };
+    session.wait_for(what, ready).await;
+    Some(session)
+}
+
+/// Chromium, headless, on a fresh profile (kept while the browser runs),
+/// with `extra` flags; `None` when there is no browser and the tests are
+/// skipped.
+pub async fn launch(extra: &[String]) -> Option<(Browser, tempfile::TempDir)> {
     let chromium = match find_chromium() {
         Ok(path) => path,
         Err(looked) => {
@@ -137,21 +153,14 @@ pub async fn open_page_at(app: TestApp, url: &str, what: &str, ready: &str) -> O
             "--disable-component-update",
             "--disable-sync",
         ])
+        .args(extra.iter().map(String::as_str))
         .launch_timeout(PATIENCE)
         .request_timeout(PATIENCE)
         .build()
         .expect("browser config");
     let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
     tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let page = browser.new_page(url).await.expect("page opens");
-    let session = Session {
-        app,
-        browser,
-        page,
-        _profile: profile,
-    };
-    session.wait_for(what, ready).await;
-    Some(session)
+    Some((browser, profile))
 }
 
 impl Session {
