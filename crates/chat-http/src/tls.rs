@@ -7,7 +7,7 @@
 //! and, for Chromium, the pin of its public key
 //! (`--ignore-certificate-errors-spki-list`).
 //!
-//! Every accepted connection is one [`Io`]: plain TCP, or TLS over TCP. The
+//! Every accepted connection is one `Io`: plain TCP, or TLS over TCP. The
 //! TLS one counts its bytes on the socket (records and handshakes included)
 //! into [`crate::stats::TlsCounters`], the only exact count over HTTP/2,
 //! where one connection carries every transport's requests at once.
