@@ -316,3 +316,57 @@ async fn settled(app: &TestApp, transport: Transport) -> CountersSnapshot {
     .await;
     app.counters(transport).await
 }
+
+/// The Rust client reads presence items on every push transport without
+/// failing, and keeps the last list: a subscription named ana, once it has
+/// read on past the list, has the list that names her. (The list and a
+/// message ready at the same moment go out in either order, so the test
+/// sends messages until the list has come, three at most.)
+#[tokio::test]
+async fn the_rust_client_keeps_the_last_pushed_list() {
+    let app = spawn_presence().await;
+    for transport in [Transport::Sse, Transport::Websocket, Transport::Stream] {
+        let user = format!("ana-{transport}");
+        let mut sub = app.client.subscribe(
+            transport,
+            Options {
+                user: Some(user.clone()),
+                ..Options::default()
+            },
+        );
+        let mut list = None;
+        for round in 0..3 {
+            let text = format!("to {user}, {round}");
+            let wanted = text.clone();
+            let reading = tokio::spawn(async move {
+                loop {
+                    match sub.next().await {
+                        Ok(chat_client::Event::Message { message, .. })
+                            if message.text == wanted =>
+                        {
+                            return sub;
+                        }
+                        Ok(_) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+            eventually(&format!("{user} listed"), || async {
+                let body = app.client.presence().await.expect("presence");
+                listed(&body, &user).is_some()
+            })
+            .await;
+            app.say("bob", &text).await;
+            sub = tokio::time::timeout(crate::helpers::PATIENCE, reading)
+                .await
+                .expect("the message in time")
+                .expect("the task");
+            list = sub.presence().cloned();
+            if list.is_some() {
+                break;
+            }
+        }
+        let list = list.unwrap_or_else(|| panic!("{transport}: a list was pushed"));
+        assert!(names(&list).contains(&user.as_str()), "{list:?}");
+    }
+}
