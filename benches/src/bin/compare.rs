@@ -141,6 +141,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
     // The section `--bin capacity` wrote, kept beside it, goes back in.
     chat_benches::capacity::restore(&cli.out)?;
+    // So does the one `loadgen --chaos --write-results` wrote.
+    chat_loadgen::chaos::docs::restore(&cli.out)?;
     // And the one `--bin tls` wrote (HTTP/2 over TLS).
     chat_benches::tls::restore(&cli.out)?;
     eprintln!("wrote {}", path.display());

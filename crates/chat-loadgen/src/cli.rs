@@ -4,12 +4,14 @@
 //! transport is a `loadgen` flag value without a line changed here.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use chat_client::Transport;
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+
+use crate::chaos::ChaosSettings;
 
 /// The server `--url` points at unless told otherwise (`cargo run`'s address).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -24,9 +26,9 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 #[derive(Debug, Parser)]
 #[command(name = "loadgen")]
 pub struct Cli {
-    /// The transport every subscriber uses.
-    #[arg(long, value_parser = transport_parser())]
-    pub transport: Transport,
+    /// The transport every subscriber uses (not with `--chaos`).
+    #[arg(long, value_parser = transport_parser(), required_unless_present = "chaos")]
+    pub transport: Option<Transport>,
     /// How many subscribers.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub clients: u32,
@@ -75,6 +77,26 @@ pub struct Cli {
     /// Seconds to wait, after the last send, for every delivery.
     #[arg(long, default_value_t = 10)]
     pub drain_timeout: u64,
+    /// Chaos mode: `--clients` subscribers on *every* transport, whose
+    /// connections are closed or reset at random moments and resume from
+    /// their cursor; passes only if every subscriber saw every message once,
+    /// in order. Start the server with its send rate limits off.
+    #[arg(long, conflicts_with = "transport")]
+    pub chaos: bool,
+    /// Chaos mode: shortest life of a connection, in milliseconds.
+    #[arg(long, default_value_t = 50, conflicts_with = "transport")]
+    pub hold_min_ms: u64,
+    /// Chaos mode: longest life of a connection, in milliseconds.
+    #[arg(long, default_value_t = 500, conflicts_with = "transport")]
+    pub hold_max_ms: u64,
+    /// Chaos mode: the seed of the random draws [default: the clock].
+    #[arg(long, conflicts_with = "transport")]
+    pub seed: Option<u64>,
+    /// Chaos mode: write the result as a section of `DIR/results.md` (and
+    /// keep it in `DIR/results/chaos.md`), with this command line and the
+    /// `--server-pid`'s.
+    #[arg(long, value_name = "DIR", conflicts_with = "transport")]
+    pub write_results: Option<std::path::PathBuf>,
 }
 
 impl Cli {
@@ -85,6 +107,27 @@ impl Cli {
             (_, Some(n)) => SendFor::Count(n),
             (Some(secs), None) => SendFor::Duration(Duration::from_secs(secs)),
             (None, None) => SendFor::Duration(DEFAULT_DURATION),
+        }
+    }
+
+    /// What `--chaos` does with these flags: `--clients` subscribers on
+    /// every transport.
+    pub fn chaos_settings(&self) -> ChaosSettings {
+        let seed = self.seed.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        ChaosSettings {
+            transports: Transport::ALL.to_vec(),
+            per_transport: self.clients,
+            rate: self.rate,
+            send_for: self.send_for(),
+            hold_min: Duration::from_millis(self.hold_min_ms),
+            hold_max: Duration::from_millis(self.hold_max_ms.max(self.hold_min_ms)),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            drain_timeout: Duration::from_secs(self.drain_timeout),
+            seed,
         }
     }
 }
@@ -169,7 +212,7 @@ mod tests {
         for transport in Transport::ALL {
             let cli = Cli::try_parse_from(["loadgen", "--transport", transport.as_str()])
                 .expect("a valid command line");
-            assert_eq!(cli.transport, transport);
+            assert_eq!(cli.transport, Some(transport));
         }
         assert!(Cli::try_parse_from(["loadgen", "--transport", "carrier-pigeon"]).is_err());
     }
@@ -189,6 +232,26 @@ mod tests {
         );
         assert_eq!(parse(&[]), SendFor::Duration(DEFAULT_DURATION));
         assert_eq!(SendFor::Duration(Duration::from_secs(3)).planned(2.5), 8);
+    }
+
+    /// `--chaos` needs no `--transport` and refuses one, and so do its own
+    /// flags; its settings cover every transport.
+    #[test]
+    fn chaos_takes_every_transport() {
+        assert!(
+            Cli::try_parse_from(["loadgen"]).is_err(),
+            "a mode is needed"
+        );
+        let cli = Cli::try_parse_from(["loadgen", "--chaos", "--clients", "3", "--seed", "9"])
+            .expect("valid");
+        let settings = cli.chaos_settings();
+        assert_eq!(settings.transports, Transport::ALL);
+        assert_eq!((settings.per_transport, settings.seed), (3, 9));
+        assert!(Cli::try_parse_from(["loadgen", "--chaos", "--transport", "sse"]).is_err());
+        assert!(Cli::try_parse_from(["loadgen", "--transport", "sse", "--seed", "1"]).is_err());
+        assert!(
+            Cli::try_parse_from(["loadgen", "--transport", "sse", "--hold-max-ms", "9"]).is_err()
+        );
     }
 
     /// Rates outside (0, MAX_RATE] are refused.

@@ -80,6 +80,9 @@
 //! - [`report`]: adding up the logs ([`report::Report::tally`]), the
 //!   printed report and its table row, and the parser `compare` reads it
 //!   back with.
+//! - [`chaos`]: `--chaos`, the abuse run: subscribers on every transport
+//!   whose sockets are closed or reset at random moments, over and over,
+//!   on raw connections of its own ([`chaos::wire`]), and its report.
 //!
 //! ## Running it
 //!
@@ -114,10 +117,37 @@
 //! `--in-process` with 10,000 clients needs 20,000 descriptors in one
 //! process (see [`limits`]).
 //!
+//! ## Chaos mode
+//!
+//! `--chaos` replaces `--transport`: `--clients` subscribers on *each*
+//! transport have their connections closed (FIN) or reset (RST, through
+//! `SO_LINGER` 0) after a random 50 to 500 ms (`--hold-min-ms`,
+//! `--hold-max-ms`), wherever they are, and reconnect from their cursor,
+//! while the sender stores `--messages` at `--rate`. It passes (exit 0)
+//! only if every subscriber saw every message once and in order, with at
+//! least one forced disconnect on every transport. The server must run
+//! with `--no-client-limits`: one user sending 200 a second from one
+//! address is what the send limits stop. The run in
+//! `docs/results.md` ("Chaos: forced disconnects on every transport"),
+//! which `--write-results docs` wrote with the command and the server's:
+//!
+//! ```text
+//! cargo build --release -p chat-demo -p chat-loadgen
+//! ./target/release/chat-demo --addr 127.0.0.1:18631 --no-client-limits &
+//! ./target/release/loadgen --chaos --url http://127.0.0.1:18631 --server-pid "$!" \
+//!     --clients 10 --messages 5000 --rate 200 --poll-interval-ms 100 --seed 2026 \
+//!     --write-results docs
+//! ```
+//!
+//! `chaos_loses_and_repeats_nothing_on_any_transport` in
+//! `crates/chat-demo/tests/suite/chaos.rs` runs a short one on every
+//! `cargo test`.
+//!
 //! This is a binary's library: the run returns [`anyhow`] errors, as
 //! binaries here may; the two modules `compare` shares, [`stats`] and
 //! [`process`], return their own typed errors.
 
+pub mod chaos;
 pub mod cli;
 pub mod limits;
 pub mod probe;

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use chat_loadgen::cli::{Cli, loopback_bases};
-use chat_loadgen::{limits, run, server};
+use chat_loadgen::{chaos, limits, run, server};
 use clap::Parser;
 
 #[tokio::main]
@@ -15,7 +15,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     // Checked first, so that a wrong --url fails before anything starts.
     let urls = loopback_bases(&cli.urls)?;
 
-    limits::ensure_fd_budget(cli.clients, cli.in_process)?;
+    let subscribers = if cli.chaos {
+        cli.clients
+            .saturating_mul(chat_client::Transport::ALL.len() as u32)
+    } else {
+        cli.clients
+    };
+    limits::ensure_fd_budget(subscribers, cli.in_process)?;
 
     let server = if cli.in_process {
         Some(server::start_on_loopback(chat_http::Config::default())?)
@@ -26,6 +32,34 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(server) => vec![server::base_url(server)],
         None => urls,
     };
+    if cli.chaos {
+        let result = chaos::run(&bases[0], &cli.chaos_settings()).await;
+        if let Some(server) = server {
+            server::shut_down(server).await;
+        }
+        let report = result?;
+        print!("{}", report.render());
+        if let Some(docs) = &cli.write_results {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let server = cli
+                .server_pids
+                .first()
+                .and_then(|&pid| chaos::docs::command_of(pid));
+            chaos::docs::write(
+                docs,
+                &chaos::docs::section(&report, &command, server.as_deref()),
+            )?;
+            println!(
+                "wrote the chaos section of {}",
+                docs.join("results.md").display()
+            );
+        }
+        return Ok(if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let server_pids = if cli.in_process {
         vec![std::process::id()]
     } else {

@@ -70,7 +70,9 @@ impl Shared {
 /// counters and processes are added up.
 pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Result<Report> {
     anyhow::ensure!(!bases.is_empty(), "no server to run against");
-    let transport = cli.transport;
+    let transport = cli
+        .transport
+        .context("--transport: which transport the subscribers use")?;
     let send_for = cli.send_for();
     // Per server: one client for the sender and the stats, one whose
     // connection pool that server's subscribers share (WebSocket
@@ -139,7 +141,8 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
         }
     };
     let baselines: Vec<CountersSnapshot> = starts.iter().map(|s| s.counters).collect();
-    let (tasks, connected) = ramp_up(cli, &controls, &baselines, spawn_subscriber).await?;
+    let (tasks, connected) =
+        ramp_up(cli, transport, &controls, &baselines, spawn_subscriber).await?;
     let ramp_time = ramp_started.elapsed();
     println!(
         "{connected} of {} connected in {:.1} s",
@@ -249,6 +252,7 @@ async fn ensure_one_log(controls: &[Client], bases: &[String]) -> anyhow::Result
 /// first poll adds one.
 async fn ramp_up(
     cli: &Cli,
+    transport: Transport,
     controls: &[Client],
     baselines: &[CountersSnapshot],
     mut spawn_subscriber: impl FnMut() -> JoinHandle<SubscriberLog> + Send + 'static,
@@ -281,13 +285,13 @@ async fn ramp_up(
     let mut stats_error = None;
     while Instant::now() < deadline {
         // A server too busy to answer is no reason to stop: the deadline is.
-        match stats::snapshot_all(controls, cli.transport).await {
+        match stats::snapshot_all(controls, transport).await {
             Ok(now) => {
                 stats_error = None;
                 connected = now
                     .iter()
                     .zip(baselines)
-                    .map(|(now, baseline)| match cli.transport {
+                    .map(|(now, baseline)| match transport {
                         Transport::Polling => {
                             now.counters.requests.saturating_sub(baseline.requests)
                         }

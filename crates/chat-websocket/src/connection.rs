@@ -229,16 +229,26 @@ async fn from_client(
 /// more than `max_continuation_size` (an `io::Error` of kind `Other`).
 const CONTINUATION_OVERFLOW: &str = "Exceeded maximum continuation size";
 
+/// What actix-http 3.19 reports for a frame with a reserved bit set: an
+/// `io::Error` of kind `InvalidData`, the kind it also gives text that is
+/// not UTF-8, so the message is what tells a protocol error (1002) from
+/// invalid payload data (1007).
+const RESERVED_BITS: &str = "Received a frame with non-zero reserved bits";
+
 /// The close RFC 6455 asks for after a protocol error from the client
 /// (section 7.4.1), from the way actix-ws and actix-http report each one:
 /// a frame over `--ws-max-frame` is `Overflow`, a message whose fragments
 /// add up to more is an `io::Error` with [`CONTINUATION_OVERFLOW`] (both
 /// 1009, message too big), a text message that is not UTF-8 an `io::Error`
-/// of kind `InvalidData` (1007, invalid payload data); anything else (an
-/// unmasked frame, a bad opcode, a stray continuation) is 1002.
+/// of kind `InvalidData` (1007, invalid payload data), unless it is the
+/// one for reserved bits; anything else (reserved bits, an unmasked frame,
+/// a bad opcode, a stray continuation, a bad close code) is 1002.
 fn close_for(error: &ProtocolError) -> CloseReason {
     match error {
         ProtocolError::Overflow => reason(CloseCode::Size, "frame too large"),
+        ProtocolError::Io(e) if e.to_string() == RESERVED_BITS => {
+            reason(CloseCode::Protocol, "reserved bits set")
+        }
         ProtocolError::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
             reason(CloseCode::Invalid, "text is not valid UTF-8")
         }

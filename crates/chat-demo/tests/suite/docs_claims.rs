@@ -29,6 +29,7 @@ pub(crate) const MEMORY: &str = "Server memory per connection, once connected";
 pub(crate) const LATENCY: &str = "Send-to-deliver latency, one subscriber, every transport";
 pub(crate) const TLS: &str = "HTTP/2 over TLS";
 pub(crate) const BURST: &str = "Burst: 1,000 messages to 10 subscribers";
+pub(crate) const CHAOS: &str = "Chaos: forced disconnects on every transport";
 pub(crate) const HEAP: &str = "Where the memory of a connection goes";
 pub(crate) const HEAP_BUFFERS: &str =
     "actix-http's read and write buffers, 8 KiB each (`Dispatcher::new`, `h1/dispatcher.rs`)";
@@ -299,6 +300,18 @@ pub(crate) const CLAIMS: &[Claim] = &[
         figures: &[
             fig(RESULTS, MEMORY, "stream", "KiB per connection", "14.6"),
             fig(RESULTS, MEMORY, "sse", "KiB per connection", "17.0"),
+        ],
+    },
+    // The chaos run (`loadgen --chaos --write-results docs`).
+    Claim {
+        file: "docs/pitfalls.md",
+        phrase: "4,480 forced disconnects (2,277 closes, 2,203 resets; the machine's TCP stack \
+                 counted 2,728 resets sent) over 4,519 connections",
+        figures: &[
+            fig(RESULTS, CHAOS, "**all**", "forced disconnects", "4,480"),
+            fig(RESULTS, CHAOS, "**all**", "closes (FIN)", "2,277"),
+            fig(RESULTS, CHAOS, "**all**", "resets (RST)", "2,203"),
+            fig(RESULTS, CHAOS, "**all**", "connections", "4,519"),
         ],
     },
 ];

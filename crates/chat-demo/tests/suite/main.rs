@@ -4,10 +4,15 @@
 //! subject. `helpers` has `spawn_app`, which every test starts from; `kit`
 //! has the raw HTTP and WebSocket clients for tests that need the bytes.
 
+mod abuse;
+mod abuse_corpus;
+mod abuse_slow;
+mod abuse_ws;
 mod accounting;
 mod api;
 mod behaviour;
 mod binary;
+mod chaos;
 mod defects;
 mod defects_input;
 mod docs;
