@@ -38,8 +38,9 @@
 //!   and [`End`], the outcome of every connection loop.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
-//!   requests and streams listen to, and [`run_binary`], the `main` of every
-//!   binary (`--version`, logs on stderr, one exit code per start-up failure).
+//!   requests and streams listen to.
+//! - [`binary`]: [`run_binary`], the `main` of every binary (`--version`,
+//!   logs on stderr, one exit code per start-up failure: [`StartError`]).
 //! - [`presence`]: who is online: the registry every subscription reports
 //!   to (a guard per open subscription, the time of each poll), the list
 //!   push transports send when it changes, and `GET /api/presence`.
@@ -55,6 +56,7 @@
 
 pub mod accounting;
 pub mod api;
+pub mod binary;
 pub mod config;
 pub mod forwarded;
 pub mod limits;
