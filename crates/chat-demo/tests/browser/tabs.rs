@@ -228,15 +228,19 @@ async fn eight_tabs_wait_for_connections_over_http1_but_not_over_http2() {
         TABS * PANES.len(),
         "every pane of every tab"
     );
-    assert_eq!(tls.h2_connections, 1, "one HTTP/2 connection for all tabs");
+    // One in every run so far; a browser may open a spare one ahead of
+    // need, so only "HTTP/2 at all" is asserted.
+    assert!(tls.h2_connections >= 1, "HTTP/2 for the tabs");
     assert_eq!(
         sockets,
         2 * TABS as u64,
         "a WebSocket and an Automatic pane per tab"
     );
+    // Every HTTP/1.1 TLS connection is a WebSocket's: the page's requests
+    // all went over HTTP/2.
     assert_eq!(
-        tls.connections,
-        tls.h2_connections + sockets,
+        tls.connections - tls.h2_connections,
+        sockets,
         "every WebSocket on a TLS connection of its own (HTTP/1.1)"
     );
     let _ = browser.close().await;
