@@ -370,3 +370,30 @@ async fn the_rust_client_keeps_the_last_pushed_list() {
         assert!(names(&list).contains(&user.as_str()), "{list:?}");
     }
 }
+
+/// Presence is per instance: two instances on one shared Redis log carry
+/// the same chat, but each lists only the subscribers connected to it.
+#[tokio::test]
+async fn presence_is_per_instance_on_a_shared_log() {
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let a = crate::helpers::spawn_shared(&redis.url()).await;
+    let b = crate::helpers::spawn_shared(&redis.url()).await;
+    let mut sub = a.client.subscribe(
+        Transport::Sse,
+        Options {
+            user: Some("ana".into()),
+            ..Options::default()
+        },
+    );
+    let reading = tokio::spawn(async move { while sub.next().await.is_ok() {} });
+    eventually("ana listed by the instance she is connected to", || async {
+        let body = a.client.presence().await.expect("presence");
+        listed(&body, "ana") == Some(vec![Transport::Sse])
+    })
+    .await;
+    let other = b.client.presence().await.expect("presence");
+    assert_eq!(other, PresenceBody::default(), "the other instance");
+    reading.abort();
+}
