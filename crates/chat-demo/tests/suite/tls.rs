@@ -272,6 +272,36 @@ async fn binary_serves_cert_files_and_stops_on_sigterm_over_h2() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A client that connects and never starts the TLS handshake is dropped
+/// after the handshake timeout (5 s), and one that speaks plain HTTP to the
+/// TLS port gets no answer, only a closed connection.
+#[tokio::test]
+async fn silent_and_plain_clients_are_dropped_by_the_tls_port() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_tls().await;
+    let mut silent = tokio::net::TcpStream::connect(app.server.addr)
+        .await
+        .expect("connect");
+    let mut plain = tokio::net::TcpStream::connect(app.server.addr)
+        .await
+        .expect("connect");
+    plain
+        .write_all(b"GET /api/stats HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("write");
+    for (what, stream) in [("silent", &mut silent), ("plain", &mut plain)] {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the {what} client is still connected"));
+        assert!(
+            !String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"),
+            "{what}: no HTTP answer ({read:?})"
+        );
+    }
+    assert_eq!(app.server.state.stats.tls.snapshot().tls.connections, 0);
+}
+
 /// A `--cert` that does not exist is one clear line and exit code 6; a
 /// `--cert` without `--tls` is a usage error (2).
 #[tokio::test]
