@@ -92,13 +92,14 @@ pub struct Server {
 
 impl Server {
     /// Starts one (pinned to core 0) and waits for the address it prints.
-    /// Its per-client limits are off (`--no-client-limits`): every load
-    /// client comes from 127.0.0.1, and the send rate per address would
-    /// otherwise cap the run at 200 sends a second.
+    /// The flags in [`Setup::server_args`] follow: `capacity` adds
+    /// `--no-client-limits` there unless told `--client-limits` (every load
+    /// client comes from 127.0.0.1 as one user, and the send rates per
+    /// address and per user would otherwise cap the run).
     pub async fn start(setup: &Setup) -> anyhow::Result<Self> {
         let mut child = setup
             .command(0, &setup.server)
-            .args(["--addr", "127.0.0.1:0", "--no-client-limits"])
+            .args(["--addr", "127.0.0.1:0"])
             .args(&setup.server_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -373,7 +374,7 @@ pub const START: &str = "<!-- capacity: written by `--bin capacity` -->";
 /// The marker that closes it.
 pub const END: &str = "<!-- end of capacity -->";
 /// Where the section is kept beside `results.md`, in the docs folder.
-pub const SAVED: &str = "results/capacity.md";
+pub const SAVED: &str = "results/capacity.txt";
 
 /// Puts `section` into `results`: in place of an earlier one, else at the
 /// end.
@@ -391,7 +392,7 @@ pub fn splice(results: &Path, section: &str) -> anyhow::Result<()> {
     std::fs::write(results, text).with_context(|| format!("writing {}", results.display()))
 }
 
-/// Puts the last capacity section (`docs/results/capacity.md`) back into
+/// Puts the last capacity section (`docs/results/capacity.txt`) back into
 /// `docs/results.md` after `compare` rewrote it; nothing if there is none.
 pub fn restore(docs: &Path) -> anyhow::Result<()> {
     match std::fs::read_to_string(docs.join(SAVED)) {

@@ -1,7 +1,7 @@
 //! Capacity on one server core: deliveries per second, server CPU per
 //! delivery and memory per idle connection, per transport, written as the
 //! section "Capacity on one server core" of `docs/results.md` (kept in
-//! `docs/results/capacity.md` too, from which `compare` puts it back when it
+//! `docs/results/capacity.txt` too, from which `compare` puts it back when it
 //! rewrites the page) with charts in `docs/results/`.
 //!
 //! Run with `cargo run --release -p chat-benches --bin capacity` (about six
@@ -53,10 +53,16 @@ struct Cli {
     /// Idle connections for the memory figure (0: skip it).
     #[arg(long, default_value_t = 10_000)]
     idle_clients: u32,
-    /// A flag for the server (repeat it), such as one that switches send
-    /// rate limits off.
+    /// A flag for the server (repeat it).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Leave the server's per-client limits on. By default the server gets
+    /// `--no-client-limits`: every sender and subscriber of `loadgen` shares
+    /// one address and one user name, which its send rate limits would
+    /// throttle. (Builds older than those limits need this flag, having no
+    /// limits to switch off.)
+    #[arg(long)]
+    client_limits: bool,
     /// Measure the `chat-demo` and `loadgen` in this folder instead of
     /// building them (to compare two builds).
     #[arg(long)]
@@ -74,7 +80,11 @@ async fn main() -> anyhow::Result<()> {
         Some(dir) => (dir.join("chat-demo"), dir.join("loadgen")),
         None => build()?,
     };
-    let setup = Setup::new(server, cli.server_args.clone(), loadgen);
+    let mut server_args = cli.server_args.clone();
+    if !cli.client_limits {
+        server_args.push("--no-client-limits".to_owned());
+    }
+    let setup = Setup::new(server, server_args, loadgen);
     if !setup.pinned {
         eprintln!("warning: fewer than two cores; the server and loadgen are not pinned");
     }
@@ -150,7 +160,8 @@ fn section(
         now_utc(),
         if setup.pinned {
             "The release `chat-demo` ran alone on core 0 (`taskset -c 0`, so one actix worker) \
-             and `loadgen` on core 1 (`taskset -c 1`)."
+             and `loadgen` on core 1 (`taskset -c 1`); the server's per-client limits were \
+             off (`--no-client-limits`) unless the command says `--client-limits`."
         } else {
             "With fewer than two cores nothing was pinned: server and clients shared the CPU."
         },
