@@ -120,7 +120,7 @@ impl Server {
         Ok(Server { child, url, pid })
     }
 
-    /// SIGTERM, then waits up to [`PATIENCE`] (dropping it kills it).
+    /// SIGTERM, then waits up to 20 s (dropping it kills it).
     pub async fn stop(mut self) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])

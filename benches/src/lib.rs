@@ -18,6 +18,13 @@
 //! - `cargo run --release -p chat-benches --bin tls`: bytes per message over
 //!   HTTP/1.1, HTTPS with HTTP/1.1 and HTTPS with HTTP/2 ([`tls`]), the
 //!   section "HTTP/2 over TLS" of `docs/results.md`.
+//! - `cargo run --release -p chat-benches --bin capacity`: capacity on one
+//!   server core ([`capacity`]): the release `chat-demo` pinned to core 0 and
+//!   `loadgen` to core 1, the send rate stepped to saturation per transport,
+//!   server CPU per delivery and memory per idle connection, the section
+//!   "Capacity on one server core" of `docs/results.md`. Beside it,
+//!   `benches/profile/instructions.sh` (instructions per delivery, callgrind)
+//!   and `benches/profile/heap.sh` (heap per connection, massif).
 //!
 //! The load generator is its own crate: `cargo run --release -p chat-loadgen
 //! -- --help` (many clients of one transport against a server, with
