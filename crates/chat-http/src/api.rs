@@ -372,8 +372,20 @@ async fn config(state: Data<AppState>) -> HttpResponse {
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    /// Parses the query string of `req` (percent-decoded, `+` as a space).
+    /// Parses the query string of `req` (percent-decoded, `+` as a space);
+    /// a name or value whose decoded bytes are not UTF-8 is refused.
     pub fn parse(req: &HttpRequest) -> Result<Self, ApiError> {
+        // serde_urlencoded decodes lossily: `user=a%FF` would be `a\u{FFFD}`,
+        // a name nobody typed. Bytes that are not UTF-8 are refused instead.
+        for pair in req.query_string().split('&') {
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(pair).collect();
+            if std::str::from_utf8(&bytes).is_err() {
+                return Err(ApiError::BadQuery {
+                    name: "query",
+                    reason: format!("{pair:?} is not UTF-8 once percent-decoded"),
+                });
+            }
+        }
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::BadQuery {
                 name: "query",

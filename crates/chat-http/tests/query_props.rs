@@ -1,7 +1,8 @@
 //! Property tests of cursor parsing (`since`, `limit`) and of reading a
 //! send's JSON body, against the rules `docs/protocol.md` documents: a
 //! number is ASCII digits, after percent-decoding, given once, that fits in
-//! 64 bits; a message is a JSON object with string `user` and `text`.
+//! 64 bits; every parameter is UTF-8 once decoded; a message is a JSON
+//! object with string `user` and `text`.
 
 use actix_web::test::TestRequest;
 use chat_http::api::{ApiError, Query, parse_object, whole_number};
@@ -92,6 +93,28 @@ proptest! {
             n => prop_assert_eq!(got.ok(), Some((n as usize).min(MAX_LIMIT))),
         }
         prop_assert_eq!(query("").and_then(|q| q.limit(MAX_LIMIT)).ok(), Some(MAX_LIMIT));
+    }
+
+    /// Any parameter (a `user=` name included) whose percent-decoded bytes
+    /// are not UTF-8 is refused, never read with U+FFFD in their place;
+    /// the same bytes as UTF-8 pass.
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused(
+        name in "[a-z]{1,8}",
+        text in "\\PC{0,8}",
+        cut in 1usize..4,
+    ) {
+        // A character of 2 to 4 bytes, cut short: never UTF-8.
+        let whole = "é€😀".chars().nth(cut - 1).expect("a character").to_string();
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.extend_from_slice(&whole.as_bytes()[..cut]);
+        let broken: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+        let (bad_value, bad_name) = (format!("{name}={broken}"), format!("{broken}=1"));
+        prop_assert!(query(&bad_value).is_err(), "a value that is not UTF-8");
+        prop_assert!(query(&bad_name).is_err(), "a name that is not UTF-8");
+        let fine: String = format!("{text}{whole}").bytes().map(|b| format!("%{b:02X}")).collect();
+        let good = format!("{name}={fine}");
+        prop_assert!(query(&good).is_ok(), "the same text as UTF-8");
     }
 
     /// Other parameters, with any value percent-encoded, do not disturb the

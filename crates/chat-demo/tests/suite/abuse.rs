@@ -15,10 +15,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::abuse_corpus::{
-    header_cases, json_cases, post_json, query_cases, rule_cases, with_field,
+    BAD_UTF8, header_cases, json_cases, post_json, query_cases, rule_cases, with_field,
 };
 use crate::helpers::spawn_app;
-use crate::kit::{Response, header, off_thread};
+use crate::kit::{Response, get, header, off_thread, ws_upgrade};
 
 /// What a case must be answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,49 @@ impl Case {
             expect,
         }
     }
+}
+
+/// Bad `user=` names on every transport's subscription (presence): the
+/// message's rules, checked before any stream opens or socket upgrades.
+fn user_cases() -> Vec<Case> {
+    let long = "a".repeat(33);
+    let mut values: Vec<(String, &str)> = vec![
+        (String::new(), "invalid_user"),
+        ("%20%20".into(), "invalid_user"),
+        (long, "invalid_user"),
+        ("%E2%80%8B%EF%BB%BF".into(), "invalid_user"),
+        ("ana%E2%80%AE".into(), "invalid_user"),
+        ("a%00b".into(), "control_character"),
+        ("a%1Bb".into(), "control_character"),
+        ("ana&user=bob".into(), "invalid_query"),
+    ];
+    for (_, bytes) in BAD_UTF8 {
+        let encoded: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+        values.push((format!("a{encoded}"), "invalid_query"));
+    }
+    let mut cases = Vec::new();
+    for path in [
+        "/polling/messages",
+        "/longpoll/messages",
+        "/sse/events",
+        "/stream/messages",
+        "/ws",
+    ] {
+        for (value, code) in &values {
+            let target = format!("{path}?since=0&user={value}");
+            let request = if *path == *"/ws" {
+                ws_upgrade(&target, None)
+            } else {
+                get(&target, &[])
+            };
+            cases.push(Case::new(
+                format!("{target}"),
+                request.into_bytes(),
+                Expect::Json(400, code),
+            ));
+        }
+    }
+    cases
 }
 
 /// How long a bad request may go unanswered: past the head and body
@@ -118,7 +161,14 @@ pub(crate) fn mismatch(response: &Response, expect: Expect) -> Option<String> {
 async fn the_bad_request_corpus_gets_its_exact_answers_and_stores_nothing() {
     let app = spawn_app().await;
     let addr = app.server.addr;
-    let cases: Vec<Case> = [json_cases(), rule_cases(), header_cases(), query_cases()].concat();
+    let cases: Vec<Case> = [
+        json_cases(),
+        rule_cases(),
+        header_cases(),
+        query_cases(),
+        user_cases(),
+    ]
+    .concat();
     let total = cases.len();
     assert!(total > 300, "a corpus of {total}");
     let failures = off_thread(move || {
