@@ -84,7 +84,7 @@ fn user_cases() -> Vec<Case> {
                 get(&target, &[])
             };
             cases.push(Case::new(
-                format!("{target}"),
+                target.clone(),
                 request.into_bytes(),
                 Expect::Json(400, code),
             ));

@@ -253,14 +253,25 @@ fn run_case(addr: SocketAddr, bytes: &[u8], expect: Expect) -> Option<String> {
             (got != Some(code)).then(|| format!("closed with {got:?}, not {code}"))
         }
         Expect::Error(code) => {
-            let frame = socket.read_frame();
-            let error: Value = serde_json::from_slice(&frame.payload).unwrap_or_default();
+            // The first frame that is not a presence notice.
+            let error = loop {
+                let frame = socket.read_frame();
+                let item: Value = serde_json::from_slice(&frame.payload).unwrap_or_default();
+                if item["type"] != "presence" {
+                    break item;
+                }
+            };
             if error["type"] != "error" || error["code"] != code {
                 return Some(format!("answered {error}, not an error {code}"));
             }
             // Still open: a ping is answered.
             socket.send(masked_frame(PING, b"alive"));
-            let pong = socket.read_frame();
+            let pong = loop {
+                let frame = socket.read_frame();
+                if frame.opcode != TEXT {
+                    break frame;
+                }
+            };
             (pong.opcode != PONG || pong.payload != b"alive")
                 .then(|| format!("no pong after the error: {pong:?}"))
         }
