@@ -18,7 +18,8 @@
 //! out. Every request (or reconnect) asks for what came after it, and any
 //! message at or below it is dropped, so a retry can neither skip nor repeat
 //! a message. Network errors and 5xx answers (a proxy's 502 or 504, a server
-//! that is down) are retried with exponential backoff and jitter; 4xx answers
+//! that is down) are retried with exponential backoff and jitter, and so is
+//! `429` (a server's per-client limits: try again later); other 4xx answers
 //! are returned as errors. One of them deserves a mention: a server restarted
 //! with an empty store answers a cursor it has not reached yet with
 //! `400 cursor_ahead`, and the subscription ends with that error.

@@ -1,5 +1,6 @@
-//! The retry rule every feed shares: 4xx is final, anything else is
-//! counted and waited out with exponential backoff and full jitter.
+//! The retry rule every feed shares: 4xx is final, except `429 Too Many
+//! Requests` (the server's per-client limits: try again later); anything else
+//! is counted and waited out with exponential backoff and full jitter.
 
 use crate::{ClientError, Options};
 
@@ -21,10 +22,13 @@ impl<'a> Retry<'a> {
     }
 
     /// After a failed request or connection: a 4xx answer is the caller's to
-    /// handle and is returned; anything else is waited out ([`Retry::pause`]).
+    /// handle and is returned; anything else, `429` included (a place under
+    /// the server's connection cap frees up later), is waited out
+    /// ([`Retry::pause`]).
     pub(crate) async fn after(&mut self, error: ClientError) -> Result<(), ClientError> {
         if let ClientError::Refused { status, .. } = &error
             && *status < 500
+            && *status != 429
         {
             return Err(error);
         }

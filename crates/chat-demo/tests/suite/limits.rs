@@ -451,3 +451,47 @@ async fn idle_buckets_are_forgotten() {
     })
     .await;
 }
+
+/// The project's client waits out a `429` (the connection cap) with its
+/// backoff instead of giving up: once a place frees up, its subscription
+/// delivers.
+#[tokio::test]
+async fn the_client_waits_out_the_connection_cap() {
+    let app = spawn_with(tight(LimitSettings {
+        max_connections_per_address: 1,
+        ..LimitSettings::default()
+    }))
+    .await;
+    let addr = app.server.addr;
+    let held = off_thread(move || {
+        let mut stream = crate::kit::RawSocket::connect(addr);
+        stream.send(get("/sse/events", &[]));
+        stream.read_head();
+        stream
+    })
+    .await;
+    let mut sub = app.client.subscribe(
+        chat_protocol::Transport::Polling,
+        chat_client::Options {
+            since: Some(chat_protocol::Cursor(0)),
+            epoch: Some(app.server.state.store.epoch()),
+            poll_interval: std::time::Duration::from_millis(50),
+            min_backoff: std::time::Duration::from_millis(50),
+            max_backoff: std::time::Duration::from_millis(200),
+            ..chat_client::Options::default()
+        },
+    );
+    let reading = tokio::spawn(async move { crate::helpers::next_messages(&mut sub, 1).await });
+    eventually("the subscription is refused at least once", || async {
+        app.server.state.stats.refused.connections_capped() >= 1
+    })
+    .await;
+    drop(held);
+    let sent = post(&app, &client_from("127.0.0.2"), "bob", "a place is free").await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let got = tokio::time::timeout(PATIENCE, reading)
+        .await
+        .expect("delivered once a place is free")
+        .expect("the reader");
+    assert_eq!(got[0].text, "a place is free");
+}
