@@ -10,7 +10,9 @@
 
 use std::convert::Infallible;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use actix_web_lab::sse::{Data, Event, Sse};
+use bytes::Bytes;
+use futures_util::FutureExt;
 use tokio::sync::mpsc::Sender;
 use tokio::time::sleep;
 
@@ -158,7 +160,7 @@ fn presence_event(online: &Snapshot) -> Option<(Bytes, usize)> {
 
 /// `: text`, and its size.
 fn comment_event(text: &'static str) -> (Bytes, usize) {
-    sized(Bytes::from(format!(": {text}\n\n")))
+    sized(encode(Event::Comment(text.into())))
 }
 
 /// An event and its size on the wire, which the byte bound of the
@@ -169,49 +171,58 @@ fn sized(event: Bytes) -> (Bytes, usize) {
 }
 
 /// A data event as written: `id: …\n`, `event: …\n`, `data: …\n` and the
-/// blank line. `data` is JSON, which never holds a raw line break; were it
-/// to hold one, each line would be a `data:` line of its own (line breaks
-/// in any of the three forms), so that no line can pass for another field.
+/// blank line, encoded by actix-web-lab's SSE encoder (see [`encode`]).
 pub(crate) fn data_event(id: Option<&str>, event: Option<&str>, data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(
-        id.map_or(0, |id| "id: \n".len() + id.len())
-            + event.map_or(0, |event| "event: \n".len() + event.len())
-            + "data: \n\n".len()
-            + data.len(),
-    );
-    for (field, value) in [("id: ", id), ("event: ", event)] {
-        if let Some(value) = value {
-            out.put_slice(field.as_bytes());
-            out.put_slice(value.as_bytes());
-            out.put_u8(b'\n');
-        }
+    // The store's bytes and the control items are JSON, so UTF-8; were they
+    // not, the lossy copy would still make one well-formed event.
+    let mut data = Data::new(String::from_utf8_lossy(data).into_owned());
+    if let Some(id) = id {
+        data = data.id(id.to_owned());
     }
-    let mut rest = data;
-    loop {
-        let end = rest.iter().position(|&b| b == b'\n' || b == b'\r');
-        out.put_slice(b"data: ");
-        out.put_slice(&rest[..end.unwrap_or(rest.len())]);
-        out.put_u8(b'\n');
-        let Some(end) = end else { break };
-        let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
-        rest = &rest[end + if crlf { 2 } else { 1 }..];
+    if let Some(event) = event {
+        data = data.event(event.to_owned());
     }
-    out.put_u8(b'\n');
-    out.freeze()
+    encode(data.into())
+}
+
+/// One event in the event-stream format, as actix-web-lab's [`Sse`] body
+/// writes it (a data line per line of data, whatever its line breaks, so
+/// that no line can pass for another field).
+///
+/// The encoder runs once per event, not once per connection: a message's
+/// event is kept beside it in the store ([`Framing::SseEvent`]) and every
+/// connection sends the same bytes. The body is a one-event stream with no
+/// keep-alive timer, so it is ready at once and never waits.
+pub(crate) fn encode(event: Event) -> Bytes {
+    let body = Sse::from_infallible_stream(futures_util::stream::iter([event]));
+    match actix_web::body::to_bytes(body).now_or_never() {
+        Some(Ok(bytes)) => bytes,
+        // Cannot happen: the stream is ready and encoding text cannot fail.
+        _ => Bytes::new(),
+    }
+}
+
+/// The first item of every stream: how long the client waits before it
+/// reconnects, in actix-web-lab's encoding (`retry: N` and a blank line).
+pub(crate) fn retry_field(retry: std::time::Duration) -> Bytes {
+    let body = Sse::from_infallible_stream(futures_util::stream::empty::<Event>())
+        .with_retry_duration(retry);
+    match actix_web::body::to_bytes(body).now_or_never() {
+        Some(Ok(bytes)) => bytes,
+        _ => Bytes::from(format!("retry: {}\n\n", retry.as_millis())),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use actix_web_lab::sse::{Data, Event, Sse};
     use chat_protocol::MessageId;
 
-    /// Every event is written byte for byte as actix-web-lab's SSE encoder
-    /// (another implementation of the format) writes the same event, line
-    /// breaks in data included; the size the byte bound counts is its length.
-    #[actix_web::test]
-    async fn events_match_an_independent_encoder() {
+    /// Every event is written as the event-stream format says, line breaks
+    /// in data included; the size the byte bound counts is its length.
+    #[test]
+    fn events_are_written_as_the_format_says() {
         let json = r#"{"id":1234,"user":"ana","text":"h\u00e9"}"#;
         let message = StoredMessage {
             id: MessageId(1234),
@@ -220,40 +231,31 @@ mod tests {
             framings: Default::default(),
         };
         let epoch = Epoch::parse("abc").expect("an epoch");
-        let reset = Reset {
-            epoch: epoch.clone(),
-        }
-        .to_json();
-        let online = Snapshot::default();
-        let online_json = String::from_utf8(online.data.to_vec()).expect("UTF-8");
-        let broken = "one\ntwo\r\nthree\rfour";
-        let cases: [(Bytes, Event); 6] = [
-            (message_event(&message), Data::new(json).id("1234").into()),
+        let cases: [(Bytes, String); 6] = [
+            (
+                message_event(&message),
+                format!("id: 1234\ndata: {json}\n\n"),
+            ),
             (
                 reset_event(&epoch).0,
-                Data::new(reset).event("reset").into(),
+                "event: reset\ndata: {\"epoch\":\"abc\"}\n\n".to_owned(),
             ),
             (
                 gap_event(17).0,
-                Data::new(Gap { missed: 17 }.to_json()).event("gap").into(),
+                "event: gap\ndata: {\"missed\":17}\n\n".to_owned(),
+            ),
+            (comment_event(KEEP_ALIVE).0, ": keep-alive\n\n".to_owned()),
+            (
+                data_event(None, None, b"one\ntwo\r\nthree\rfour"),
+                "data: one\ndata: two\ndata: three\ndata: four\n\n".to_owned(),
             ),
             (
-                comment_event(KEEP_ALIVE).0,
-                Event::Comment(KEEP_ALIVE.into()),
-            ),
-            (
-                presence_event(&online).expect("an event").0,
-                Data::new(online_json).event("presence").into(),
-            ),
-            (
-                data_event(None, None, broken.as_bytes()),
-                Data::new(broken).into(),
+                retry_field(std::time::Duration::from_millis(2500)),
+                "retry: 2500\n\n".to_owned(),
             ),
         ];
-        for (ours, theirs) in cases {
-            let body = Sse::from_infallible_stream(futures_util::stream::iter([theirs]));
-            let written = actix_web::body::to_bytes(body).await.expect("encodes");
-            assert_eq!(ours, written);
+        for (ours, expected) in cases {
+            assert_eq!(ours, expected.as_bytes());
         }
         let (gap, bytes) = gap_event(17);
         assert_eq!(bytes, gap.len());

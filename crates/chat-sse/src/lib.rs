@@ -53,9 +53,11 @@
 //! Event data is the store's JSON, which never contains a raw line break
 //! (JSON escapes them), so a message whose text holds `\nid: 9` or
 //! `\nevent: x` is still exactly one event with the right id. Should data
-//! ever hold a line break, the encoder (`connection::data_event`) splits it
-//! into separate `data:` lines rather than letting it inject a field; a
-//! unit test checks its bytes against actix-web-lab's SSE encoder.
+//! ever hold a line break, the encoder splits it into separate `data:` lines
+//! rather than letting it inject a field. The encoder is actix-web-lab's
+//! (its `Sse` body), run once per event rather than once per connection: a
+//! message's event is kept beside it in the store and every stream sends
+//! the same bytes (`connection::encode`).
 //!
 //! ## What the server holds per client
 //!
@@ -195,8 +197,8 @@ async fn events(
     // The body: `retry:` first, then the events the connection's task
     // writes into the mailbox, already framed (see `connection.rs`).
     let (mailbox, events) = tokio::sync::mpsc::channel::<Bytes>(MAILBOX);
-    let retry = format!("retry: {}\n\n", settings.retry().as_millis());
-    let body = futures_util::stream::once(async move { Bytes::from(retry) })
+    let retry = connection::retry_field(settings.retry());
+    let body = futures_util::stream::once(async move { retry })
         .chain(futures_util::stream::unfold(
             events,
             |mut events| async move {
