@@ -154,7 +154,7 @@ fn section(
     writeln!(
         md,
         "Measured by `{line}` on {} ({} cores), {} UTC; load averages {load_before} at the start \
-         (the machine was shared: other builds ran). {}\n",
+         (each row gives its own: a load near 2 or above means other work shared the cores). {}\n",
         process::cpu_model().unwrap_or_else(|| "an unknown CPU".to_owned()),
         capacity::cores(),
         now_utc(),
