@@ -32,9 +32,13 @@
 //! CPU).
 
 pub mod capacity;
+pub mod link;
+pub mod link_server;
+pub mod links;
 pub mod processes;
 pub mod relay;
 pub mod scale;
+pub mod stamp;
 pub mod tables;
 pub mod tls;
 pub mod wire;

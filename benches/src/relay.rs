@@ -12,13 +12,18 @@
 //! WebSocket frames (parsed from the bytes after a `101 Switching
 //! Protocols`). TCP/IP headers are not counted, exactly like the server's
 //! own `/api/stats`, so the two can be compared.
+//!
+//! It can also model a slow link ([`Relay::with_link`]): delay, jitter and
+//! bandwidth per direction, from [`crate::link`]. Bytes are counted as they
+//! arrive at the relay, before the link holds them back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::link::{Line, Link, Schedule, forward};
 
 /// What the relay has forwarded so far.
 #[derive(Debug, Default)]
@@ -95,18 +100,40 @@ impl Drop for Relay {
 impl Relay {
     /// Starts a relay on a free loopback port that forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<Relay> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Relay::with_link(listen, upstream, Link::NONE, Link::NONE).await
+    }
+
+    /// Starts a relay on `listen` that forwards to `upstream` over a
+    /// modelled link: `up` for bytes from clients to the server, `down` for
+    /// the other way ([`crate::link`]). Each direction has one line that
+    /// every connection shares.
+    pub async fn with_link(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        up: Link,
+        down: Link,
+    ) -> std::io::Result<Relay> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let tally = Arc::new(Tally::default());
+        let lines = [Arc::new(Line::default()), Arc::new(Line::default())];
+        let seed: u64 = rand::random();
         let task = tokio::spawn({
             let tally = tally.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    tally.connections.fetch_add(1, Relaxed);
+                    let n = tally.connections.fetch_add(1, Relaxed);
+                    let schedule = |link: Link, line: &Arc<Line>, k: u64| {
+                        (!link.is_none()).then(|| {
+                            Schedule::new(link, line.clone(), seed.wrapping_add(2 * n + k))
+                        })
+                    };
+                    let schedules = [schedule(up, &lines[0], 0), schedule(down, &lines[1], 1)];
                     let tally = tally.clone();
                     tokio::spawn(async move {
                         if let Ok(server) = TcpStream::connect(upstream).await {
-                            relay(client, server, tally).await;
+                            relay(client, server, tally, schedules).await;
                         }
                     });
                 }
@@ -121,50 +148,30 @@ impl Relay {
     }
 }
 
-/// Forwards both ways until either side closes, counting as it goes.
-async fn relay(client: TcpStream, server: TcpStream, tally: Arc<Tally>) {
+/// Forwards both ways until either side closes, counting as it goes, each
+/// direction through its schedule (up, down) when it has one.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    tally: Arc<Tally>,
+    [up, down]: [Option<Schedule>; 2],
+) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let up = {
-        let tally = tally.clone();
-        async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut scan = LineStarts::default();
-            loop {
-                let n = match client_read.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                tally.bytes_up.fetch_add(n as u64, Relaxed);
-                let requests = scan.count(&buf[..n], &[b"GET ", b"POST "]);
-                tally.requests.fetch_add(requests, Relaxed);
-                if server_write.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-            }
-            let _ = server_write.shutdown().await;
-        }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut frames = DownstreamFrames::default();
-        loop {
-            let n = match server_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            tally.bytes_down.fetch_add(n as u64, Relaxed);
-            tally
-                .frames_down
-                .fetch_add(frames.count(&buf[..n]), Relaxed);
-            if client_write.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-        let _ = client_write.shutdown().await;
-    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let mut scan = LineStarts::default();
+    let up_tally = tally.clone();
+    let up = forward(client_read, server_write, up, move |bytes| {
+        up_tally.bytes_up.fetch_add(bytes.len() as u64, Relaxed);
+        let requests = scan.count(bytes, &[b"GET ", b"POST "]);
+        up_tally.requests.fetch_add(requests, Relaxed);
+    });
+    let mut frames = DownstreamFrames::default();
+    let down = forward(server_read, client_write, down, move |bytes| {
+        tally.bytes_down.fetch_add(bytes.len() as u64, Relaxed);
+        tally.frames_down.fetch_add(frames.count(bytes), Relaxed);
+    });
     tokio::join!(up, down);
 }
 
@@ -209,8 +216,7 @@ impl LineStarts {
     }
 }
 
-/// What the body after the first response head on a connection is, as far
-/// as counting goes.
+/// What the body after a response head is, as far as counting goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Body {
     /// The head has not all arrived yet.
@@ -222,7 +228,11 @@ enum Body {
     Lines,
     /// After a `101`: count WebSocket frames.
     WebSocket,
-    /// Anything else (poll answers): nothing to count.
+    /// A body of this many bytes still to come (a poll answer, `/api/config`):
+    /// nothing to count in it, and another response may follow it on the
+    /// same connection.
+    Sized(u64),
+    /// Anything else (no length given): nothing to count, to the end.
     Other,
 }
 
@@ -238,10 +248,16 @@ impl Body {
             .find_map(|line| line.strip_prefix("content-type:"))
             .map(str::trim)
             .unwrap_or_default();
+        let length = head
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse().ok());
         if content_type.starts_with("text/event-stream") {
             Body::Events
         } else if content_type.starts_with("application/x-ndjson") {
             Body::Lines
+        } else if let Some(length) = length {
+            Body::Sized(length)
         } else {
             Body::Other
         }
@@ -250,7 +266,9 @@ impl Body {
 
 /// Counts, going down one connection, SSE events (`id:` lines), HTTP
 /// streaming's message lines (`{"id":` at the start of a line) or
-/// WebSocket frames, whichever the first response head announces.
+/// WebSocket frames, whichever a response head announces. Responses with a
+/// `content-length` are skipped, so a stream that follows them on a kept-alive
+/// connection (a client asks `/api/config` first) is still counted.
 ///
 /// Chunked encoding does not get in the way of the line counts: both
 /// servers write each event or line as its own chunk, so the chunk-size line
@@ -269,21 +287,35 @@ struct DownstreamFrames {
 impl DownstreamFrames {
     fn count(&mut self, bytes: &[u8]) -> u64 {
         let mut rest = bytes;
-        if self.body == Body::Undecided {
-            self.head.extend_from_slice(bytes);
-            let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                return 0;
-            };
-            self.body = Body::of(&self.head[..end]);
-            let body_start = bytes.len() - (self.head.len() - end - 4);
-            rest = &bytes[body_start..];
-            self.head.clear();
-        }
-        match self.body {
-            Body::WebSocket => self.frames(rest),
-            Body::Events => self.lines.count(rest, &[b"id: "]),
-            Body::Lines => self.lines.count(rest, &[b"{\"id\":"]),
-            Body::Undecided | Body::Other => 0,
+        loop {
+            match self.body {
+                Body::Undecided => {
+                    self.head.extend_from_slice(rest);
+                    let Some(end) = self.head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        return 0;
+                    };
+                    self.body = Body::of(&self.head[..end]);
+                    let body_start = rest.len() - (self.head.len() - end - 4);
+                    rest = &rest[body_start..];
+                    self.head.clear();
+                }
+                Body::Sized(left) => {
+                    let n = left.min(rest.len() as u64);
+                    rest = &rest[n as usize..];
+                    self.body = if n == left {
+                        Body::Undecided
+                    } else {
+                        Body::Sized(left - n)
+                    };
+                    if rest.is_empty() {
+                        return 0;
+                    }
+                }
+                Body::WebSocket => return self.frames(rest),
+                Body::Events => return self.lines.count(rest, &[b"id: "]),
+                Body::Lines => return self.lines.count(rest, &[b"{\"id\":"]),
+                Body::Other => return 0,
+            }
         }
     }
 
@@ -372,6 +404,17 @@ mod tests {
             ),
             0
         );
+
+        // An answer with a length, then a stream on the same connection
+        // (a client asks /api/config first): the stream's events count, the
+        // answer's lines do not.
+        let mut reused = DownstreamFrames::default();
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 14\r\ncontent-type: application/json\r\n\r\nid: 9\n{\"id\":9}";
+        let stream = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n9\r\nid: 1\ndata: {}\n\n\r\n";
+        let mut bytes = answer.to_vec();
+        bytes.extend_from_slice(stream);
+        assert_eq!(reused.count(&bytes[..answer.len() - 3]), 0);
+        assert_eq!(reused.count(&bytes[answer.len() - 3..]), 1);
 
         let mut ws = DownstreamFrames::default();
         let mut bytes = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n".to_vec();

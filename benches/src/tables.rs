@@ -12,12 +12,13 @@
 //! side, with a parser of its own, and fails when they drift apart.
 //!
 //! The blocks:
-//! - `wire`, `idle`, `memory`: `results.md`'s tables of the same subject,
-//!   copied whole;
+//! - `wire`, `idle`, `memory`, `links`: `results.md`'s tables of the same
+//!   subject, copied whole;
 //! - `load`: `results.md`'s load table, with fewer columns;
 //! - `decision`: per transport, the idle row × 10,000 (computed from one
 //!   client's minute, not measured with 10,000 clients), the p50 latency at
-//!   1,000 clients, and two columns of text that no run of `compare`
+//!   1,000 clients, the p50 latency at 50 ms round trip (the slow-links
+//!   section), and two columns of text that no run of `compare`
 //!   measures: sticky sessions and the nginx setups of the proxy tests.
 //!
 //! A table `results.md` does not have (the load runs are skipped with
@@ -36,6 +37,8 @@ pub const IDLE: &str = "The cost of waiting: an idle client";
 pub const LOAD: &str = "Under load";
 /// The heading above the memory-per-connection table in `results.md`.
 pub const MEMORY: &str = "Server memory per connection, once connected";
+/// The heading above the slow-links table in `results.md`.
+pub const LINKS: &str = crate::links::HEADING;
 
 /// The columns of the load table that `comparison.md` shows.
 const LOAD_COLUMNS: [&str; 9] = [
@@ -55,6 +58,10 @@ pub const IDLE_CLIENTS: f64 = 10_000.0;
 
 /// The load runs whose latency the decision guide shows.
 const LATENCY_CLIENTS: &str = "1000";
+
+/// The round trip, ms, of the slow-link runs whose latency the decision
+/// guide shows.
+const LATENCY_ROUND_TRIP: &str = "50";
 
 /// One Markdown table and the heading it sits under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +178,8 @@ pub fn section<'a>(tables: &'a [Table], heading: &str) -> Option<&'a Table> {
 fn missing(heading: &str) -> String {
     format!(
         "*Not in `docs/results.md` yet: the run of `compare` that wrote it had no \
-         \"{heading}\" table (`--no-load` skips the load runs).*"
+         \"{heading}\" table (`--no-load` skips the load runs, `--no-links` the slow \
+         links).*"
     )
 }
 
@@ -212,10 +220,12 @@ fn number(cell: &str) -> Option<f64> {
 }
 
 /// The decision guide's table: per transport, the idle minute of 10,000
-/// clients, the p50 latency with 1,000 clients, sticky sessions, proxies.
+/// clients, the p50 latency with 1,000 clients and at 50 ms round trip,
+/// sticky sessions, proxies.
 fn decision(tables: &[Table]) -> String {
     let idle = section(tables, IDLE);
     let load = section(tables, LOAD);
+    let links = section(tables, LINKS);
     let not_yet = || "not measured yet".to_owned();
     let mut rows = Vec::new();
     for transport in Transport::ALL {
@@ -242,6 +252,17 @@ fn decision(tables: &[Table]) -> String {
             })
             .filter(|c| number(c).is_some())
             .unwrap_or_else(not_yet);
+        let p50_slow = links
+            .and_then(|t| {
+                let at = t.column("round trip ms")?;
+                let row = t
+                    .rows
+                    .iter()
+                    .find(|r| r[0] == name && r.get(at).is_some_and(|c| c == LATENCY_ROUND_TRIP))?;
+                row.get(t.column("p50 ms")?).cloned()
+            })
+            .filter(|c| number(c).is_some())
+            .unwrap_or_else(not_yet);
         let [sticky, proxies] = described(transport);
         rows.push(vec![
             name.to_owned(),
@@ -249,6 +270,7 @@ fn decision(tables: &[Table]) -> String {
             megabytes("bytes down/min"),
             megabytes("bytes up/min"),
             p50,
+            p50_slow,
             sticky.to_owned(),
             proxies.to_owned(),
         ]);
@@ -262,10 +284,11 @@ fn decision(tables: &[Table]) -> String {
             "bytes down/min × 10,000",
             "bytes up/min × 10,000",
             "p50 ms at 1000 clients",
+            "p50 ms at 50 ms round trip",
             "sticky sessions",
             "nginx: correct / no upgrade / compressing",
         ]),
-        align: strings(&["---", "---:", "---:", "---:", "---:", "---", "---"]),
+        align: strings(&["---", "---:", "---:", "---:", "---:", "---:", "---", "---"]),
         rows,
     }
     .render()
@@ -286,6 +309,7 @@ pub fn blocks(results_md: &str) -> anyhow::Result<Vec<(&'static str, String)>> {
         ("idle", copy(IDLE)),
         ("load", load),
         ("memory", copy(MEMORY)),
+        ("links", copy(LINKS)),
     ])
 }
 

@@ -38,12 +38,14 @@ use anyhow::Context;
 use clap::Parser;
 use plotters::prelude::*;
 
+use chat_benches::links;
 use chat_benches::processes::{ServerProcess, run_loadgen};
 use chat_benches::scale;
+use chat_benches::stamp::{command_line, cores, machine, now_utc};
 use chat_benches::wire::{Scenario, WireResult, measure};
 use chat_client::Transport;
 use chat_loadgen::report::{TABLE_ALIGN, TABLE_HEADER};
-use chat_loadgen::{process, server};
+use chat_loadgen::server;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -71,6 +73,15 @@ struct Cli {
     /// Run only that section (with --quick: 3 s of sending per row).
     #[arg(long)]
     scale_only: bool,
+    /// Skip the slow-links section (every transport at 0, 50 and 150 ms
+    /// round trip; about two minutes).
+    #[arg(long, conflicts_with = "links_only")]
+    no_links: bool,
+    /// Run only the slow-links section and put it into the existing
+    /// results.md in place of the old one, leaving the rest as it was (with
+    /// --quick: 20 messages instead of 200).
+    #[arg(long, conflicts_with = "scale_only")]
+    links_only: bool,
     /// Internal: serve the demo on this address until SIGTERM.
     #[arg(long, hide = true)]
     serve: Option<std::net::SocketAddr>,
@@ -87,6 +98,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let idle = Duration::from_secs(if cli.quick { 10 } else { 60 });
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let links_plan = if cli.quick { links::QUICK } else { links::FULL };
+    if cli.links_only {
+        return links::only(&cli.out, links_plan, &command).await;
+    }
 
     let mut results = Vec::new();
     if !cli.scale_only {
@@ -124,6 +139,12 @@ async fn main() -> anyhow::Result<()> {
         Some(scale::measure(&this, &loadgen_binary()?, load).await?)
     };
 
+    let links = if cli.no_links || cli.scale_only {
+        None
+    } else {
+        Some(links::section(links_plan, &command).await?)
+    };
+
     std::fs::create_dir_all(cli.out.join("results"))?;
     let mut markdown = heading(&command)?;
     if !cli.scale_only {
@@ -137,14 +158,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some(scale) = &scale {
         markdown.push_str(&scale::markdown(scale)?);
     }
+    if let Some((runs, section)) = &links {
+        links::chart(runs, &cli.out.join("results/latency_by_round_trip.svg"))?;
+        markdown.push_str(section);
+    }
     let path = cli.out.join("results.md");
     std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
     // The section `--bin capacity` wrote, kept beside it, goes back in.
     chat_benches::capacity::restore(&cli.out)?;
-    // So does the one `loadgen --chaos --write-results` wrote.
-    chat_loadgen::chaos::docs::restore(&cli.out)?;
     // And the one `--bin tls` wrote (HTTP/2 over TLS).
     chat_benches::tls::restore(&cli.out)?;
+    // So does the one `loadgen --chaos --write-results` wrote.
+    chat_loadgen::chaos::docs::restore(&cli.out)?;
     eprintln!("wrote {}", path.display());
     // The tables of comparison.md and the README's decision guide, from it.
     chat_benches::tables::update_docs(&cli.out)?;
@@ -161,7 +186,7 @@ fn heading(command: &str) -> anyhow::Result<String> {
          run the command to get your own.\n",
         command_line(command),
         machine(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cores(),
         std::env::consts::ARCH,
         now_utc(),
     )?;
@@ -307,32 +332,6 @@ fn bar_chart(
     }))?;
     root.present()?;
     Ok(())
-}
-
-/// The command as a user would type it.
-fn command_line(args: &str) -> String {
-    let flags: Vec<&str> = args.split(' ').skip(1).collect();
-    let mut line = "cargo run --release -p chat-benches --bin compare".to_owned();
-    if !flags.is_empty() {
-        line.push_str(" -- ");
-        line.push_str(&flags.join(" "));
-    }
-    line
-}
-
-/// The CPU model, from `/proc/cpuinfo`.
-fn machine() -> String {
-    process::cpu_model().unwrap_or_else(|| "an unknown CPU".to_owned())
-}
-
-/// The date and time now, as `date -u` prints it.
-fn now_utc() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "an unknown date".to_owned())
 }
 
 /// One `loadgen` run.

@@ -211,7 +211,7 @@ fn generated_tables_match_results_md() {
     for (file, required) in [
         (
             "docs/comparison.md",
-            &["decision", "wire", "idle", "load", "memory"][..],
+            &["decision", "wire", "idle", "load", "memory", "links"][..],
         ),
         ("README.md", &["decision"][..]),
     ] {

@@ -29,6 +29,7 @@ pub(crate) const MEMORY: &str = "Server memory per connection, once connected";
 pub(crate) const LATENCY: &str = "Send-to-deliver latency, one subscriber, every transport";
 pub(crate) const TLS: &str = "HTTP/2 over TLS";
 pub(crate) const BURST: &str = "Burst: 1,000 messages to 10 subscribers";
+pub(crate) const LINKS: &str = "Slow links: latency by round trip";
 pub(crate) const CHAOS: &str = "Chaos: forced disconnects on every transport";
 pub(crate) const HEAP: &str = "Where the memory of a connection goes";
 pub(crate) const HEAP_BUFFERS: &str =
@@ -54,6 +55,26 @@ pub(crate) const fn fig(
 /// The figures the docs' prose quotes, each tied to its source cell. When a
 /// new run changes a source, the claim fails until the prose is updated.
 pub(crate) const CLAIMS: &[Claim] = &[
+    // The slow links (`compare -- --links-only`).
+    Claim {
+        file: "docs/pitfalls.md",
+        phrase: "at 150 ms round trip SSE delivers at p50 77.26 ms and p99 81.13 ms (WebSocket and streaming within 0.3 ms of it); long polling has about the same median, 77.56 ms, but a p99 of 206.91 ms; polling's p50 is 639.69 ms",
+        figures: &[
+            fig(RESULTS, LINKS, "sse|150", "p50 ms", "77.26"),
+            fig(RESULTS, LINKS, "sse|150", "p99 ms", "81.13"),
+            fig(RESULTS, LINKS, "longpoll|150", "p50 ms", "77.56"),
+            fig(RESULTS, LINKS, "longpoll|150", "p99 ms", "206.91"),
+            fig(RESULTS, LINKS, "polling|150", "p50 ms", "639.69"),
+        ],
+    },
+    Claim {
+        file: "docs/comparison.md",
+        phrase: "at 150 ms round trip long polling's p99 is 206.91 ms against 81.13 ms for SSE",
+        figures: &[
+            fig(RESULTS, LINKS, "longpoll|150", "p99 ms", "206.91"),
+            fig(RESULTS, LINKS, "sse|150", "p99 ms", "81.13"),
+        ],
+    },
     // comparison.md, HTTP/2 (`--bin tls`).
     Claim {
         file: "docs/comparison.md",

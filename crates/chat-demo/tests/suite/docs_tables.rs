@@ -119,27 +119,33 @@ pub(crate) fn number(cell: &str) -> Option<(f64, usize, f64)> {
 }
 
 /// Which sections of results.md each block is generated from.
-pub(crate) const BLOCK_SOURCES: [(&str, &[&str]); 5] = [
+pub(crate) const BLOCK_SOURCES: [(&str, &[&str]); 6] = [
     (
         "decision",
-        &["The cost of waiting: an idle client", "Under load"],
+        &[
+            "The cost of waiting: an idle client",
+            "Under load",
+            "Slow links: latency by round trip",
+        ],
     ),
     ("wire", &["Wire overhead per delivered message"]),
     ("idle", &["The cost of waiting: an idle client"]),
     ("load", &["Under load"]),
     ("memory", &["Server memory per connection, once connected"]),
+    ("links", &["Slow links: latency by round trip"]),
 ];
 
 /// Columns that, with the first, say which row of the source a row is.
-pub(crate) const KEY_COLUMNS: [&str; 2] = ["scenario", "clients"];
+pub(crate) const KEY_COLUMNS: [&str; 3] = ["scenario", "clients", "round trip ms"];
 
 /// What is wrong with one generated block, checked against results.md.
 ///
 /// A column named like a column of the source must hold, in each row, what
 /// the source's row with the same transport (and scenario and clients, when
-/// the block has those columns) holds. Two suffixes change that:
-/// `H × 10,000` holds the source's `H` times 10,000, and `H at N clients`
-/// reads `H` from the source row with N clients. A column the source does
+/// the block has those columns) holds. Three suffixes change that:
+/// `H × 10,000` holds the source's `H` times 10,000, `H at N clients`
+/// reads `H` from the source row with N clients, and `H at N ms round trip`
+/// from the source row whose `round trip ms` is N. A column the source does
 /// not have may hold no digit at all. A cell with no digit (`not measured
 /// yet`) is only right when the source has no figure there either.
 pub(crate) fn check_block(name: &str, block: &str, results: &[MdTable]) -> Vec<String> {
@@ -176,11 +182,22 @@ pub(crate) fn check_block(name: &str, block: &str, results: &[MdTable]) -> Vec<S
                 Some(base) => (base, 10_000.0),
                 None => (header.as_str(), 1.0),
             };
-            let (base, clients) = match base.split_once(" at ") {
-                Some((b, rest)) => (b, rest.strip_suffix(" clients")),
+            // `at N clients` or `at N ms round trip`: (column, N).
+            let (base, at) = match base.split_once(" at ") {
+                Some((b, rest)) => (
+                    b,
+                    rest.strip_suffix(" clients")
+                        .map(|n| ("clients", n))
+                        .or_else(|| {
+                            rest.strip_suffix(" ms round trip")
+                                .map(|n| ("round trip ms", n))
+                        }),
+                ),
                 None => (base, None),
             };
-            let source = sources.iter().find(|s| s.column(base).is_some());
+            let source = sources.iter().find(|s| {
+                s.column(base).is_some() && at.is_none_or(|(c, _)| s.column(c).is_some())
+            });
             for row in &table.rows {
                 let cell = row.get(j).map_or("", String::as_str);
                 let has_digits = cell.chars().any(|c| c.is_ascii_digit());
@@ -201,14 +218,11 @@ pub(crate) fn check_block(name: &str, block: &str, results: &[MdTable]) -> Vec<S
                         key.push(row[i].as_str());
                     }
                 }
-                let source_row = source.row(&key).filter(|r| {
-                    clients.is_none_or(|n| source.column("clients").is_some_and(|c| r[c] == n))
-                });
-                let source_row = match clients {
-                    Some(n) => source.rows.iter().find(|r| {
-                        r[0] == row[0] && source.column("clients").is_some_and(|c| r[c] == n)
+                let source_row = match at {
+                    Some((column, n)) => source.rows.iter().find(|r| {
+                        r[0] == row[0] && source.column(column).is_some_and(|c| r[c] == n)
                     }),
-                    None => source_row,
+                    None => source.row(&key),
                 };
                 let truth = source_row
                     .and_then(|r| source.column(base).and_then(|c| r.get(c)))
