@@ -157,7 +157,7 @@ fn section(
          (each row gives its own: a load near 2 or above means other work shared the cores). {}\n",
         process::cpu_model().unwrap_or_else(|| "an unknown CPU".to_owned()),
         capacity::cores(),
-        now_utc(),
+        chat_benches::stamp::now_utc(),
         if setup.pinned {
             "The release `chat-demo` ran alone on core 0 (`taskset -c 0`, so one actix worker) \
              and `loadgen` on core 1 (`taskset -c 1`); the server's per-client limits were \
@@ -310,14 +310,4 @@ fn chart(runs: &[Vec<Step>], memory: &[Step], path: &Path) -> anyhow::Result<()>
     }))?;
     root.present()?;
     Ok(())
-}
-
-/// The date and time now, as `date -u` prints it.
-fn now_utc() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "an unknown date".to_owned())
 }
