@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chat_client::Transport;
+use chat_loadgen::kept::KeptSection;
 use chat_loadgen::process;
 use chat_loadgen::report::{ParsedOutput, TABLE_HEADER, parse_output};
 use tokio::io::AsyncBufReadExt;
@@ -376,30 +377,12 @@ pub const END: &str = "<!-- end of capacity -->";
 /// Where the section is kept beside `results.md`, in the docs folder.
 pub const SAVED: &str = "results/capacity.txt";
 
-/// Puts `section` into `results`: in place of an earlier one, else at the
-/// end.
-pub fn splice(results: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(results).unwrap_or_default();
-    let text = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => format!(
-            "{}{}{}",
-            &text[..start],
-            section.trim_end(),
-            &text[end + END.len()..]
-        ),
-        _ => format!("{}\n\n{}\n", text.trim_end(), section.trim_end()),
-    };
-    std::fs::write(results, text).with_context(|| format!("writing {}", results.display()))
-}
-
-/// Puts the last capacity section (`docs/results/capacity.txt`) back into
-/// `docs/results.md` after `compare` rewrote it; nothing if there is none.
-pub fn restore(docs: &Path) -> anyhow::Result<()> {
-    match std::fs::read_to_string(docs.join(SAVED)) {
-        Ok(section) => splice(&docs.join("results.md"), &section),
-        Err(_) => Ok(()),
-    }
-}
+/// The section, kept beside results.md so that `compare` puts it back.
+pub const SECTION: KeptSection = KeptSection {
+    start: START,
+    end: END,
+    saved: SAVED,
+};
 
 #[cfg(test)]
 mod tests {
@@ -412,28 +395,5 @@ mod tests {
         assert!(cpu_ticks(std::process::id()).is_ok());
         assert!(cpu_ticks(u32::MAX).is_err());
         assert!(!load_averages().is_empty());
-    }
-
-    /// The section goes at the end the first time, then replaces itself,
-    /// leaving what is around it alone.
-    #[test]
-    fn splices_in_place() {
-        let dir = std::env::temp_dir().join(format!("capacity-splice-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let results = dir.join("results.md");
-        std::fs::write(&results, "# Results\n\nbefore\n").expect("written");
-        splice(&results, &format!("{START}\none\n{END}\n")).expect("spliced");
-        std::fs::write(
-            &results,
-            std::fs::read_to_string(&results).expect("read") + "\nafter\n",
-        )
-        .expect("written");
-        splice(&results, &format!("{START}\ntwo\n{END}")).expect("spliced");
-        let text = std::fs::read_to_string(&results).expect("read");
-        assert_eq!(
-            text,
-            format!("# Results\n\nbefore\n\n{START}\ntwo\n{END}\n\nafter\n")
-        );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

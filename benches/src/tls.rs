@@ -13,7 +13,6 @@
 //! TLS is given beside it: the HTTP/1.1 bytes inside the records, or, over
 //! HTTP/2, the bodies only.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -22,6 +21,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use chat_client::{Transport, Via};
 use chat_http::{Config, RunningServer};
+use chat_loadgen::kept::KeptSection;
 use chat_store::NewMessage;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -366,24 +366,9 @@ pub fn markdown(costs: &[Cost], n: u64, command: &str, machine: &str, when: &str
     md
 }
 
-/// Puts `section` into `results` in place of the old one, or at the end.
-pub fn splice(results: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(results).unwrap_or_default();
-    let section = section.trim_end();
-    let text = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => {
-            format!("{}{section}{}", &text[..start], &text[end + END.len()..])
-        }
-        _ => format!("{}\n\n{section}\n", text.trim_end()),
-    };
-    std::fs::write(results, text).with_context(|| format!("writing {}", results.display()))
-}
-
-/// Puts the last saved section back into `docs/results.md` after
-/// `compare` rewrote it; nothing if there is none.
-pub fn restore(docs: &Path) -> anyhow::Result<()> {
-    match std::fs::read_to_string(docs.join(SAVED)) {
-        Ok(section) => splice(&docs.join("results.md"), &section),
-        Err(_) => Ok(()),
-    }
-}
+/// The section, kept beside results.md so that `compare` puts it back.
+pub const SECTION: KeptSection = KeptSection {
+    start: START,
+    end: END,
+    saved: SAVED,
+};

@@ -108,8 +108,7 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(cli.out.join("results"))?;
     chart(&runs, &memory, &cli.out.join("results/capacity.svg"))?;
-    std::fs::write(cli.out.join(capacity::SAVED), &md)?;
-    capacity::splice(&cli.out.join("results.md"), &md)?;
+    capacity::SECTION.write(&cli.out, &md)?;
     eprintln!("wrote {}", cli.out.join("results.md").display());
     Ok(())
 }

@@ -164,12 +164,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let path = cli.out.join("results.md");
     std::fs::write(&path, markdown).with_context(|| format!("writing {}", path.display()))?;
-    // The section `--bin capacity` wrote, kept beside it, goes back in.
-    chat_benches::capacity::restore(&cli.out)?;
-    // And the one `--bin tls` wrote (HTTP/2 over TLS).
-    chat_benches::tls::restore(&cli.out)?;
-    // So does the one `loadgen --chaos --write-results` wrote.
-    chat_loadgen::chaos::docs::restore(&cli.out)?;
+    // The sections other runs wrote (`--bin capacity`, `--bin tls`,
+    // `loadgen --chaos --write-results`), kept beside it, go back in.
+    for kept in [
+        chat_benches::capacity::SECTION,
+        chat_benches::tls::SECTION,
+        chat_loadgen::chaos::docs::SECTION,
+    ] {
+        kept.restore(&cli.out)?;
+    }
     eprintln!("wrote {}", path.display());
     // The tables of comparison.md and the README's decision guide, from it.
     chat_benches::tables::update_docs(&cli.out)?;

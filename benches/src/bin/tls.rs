@@ -63,8 +63,7 @@ async fn main() -> anyhow::Result<()> {
         &when,
     );
     std::fs::create_dir_all(cli.out.join("results"))?;
-    std::fs::write(cli.out.join(tls::SAVED), &section)?;
-    tls::splice(&cli.out.join("results.md"), &section)?;
+    tls::SECTION.write(&cli.out, &section)?;
     eprintln!(
         "wrote the section into {}",
         cli.out.join("results.md").display()

@@ -149,6 +149,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod kept;
 pub mod limits;
 pub mod probe;
 pub mod process;

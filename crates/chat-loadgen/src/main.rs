@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .server_pids
                 .first()
                 .and_then(|&pid| chaos::docs::command_of(pid));
-            chaos::docs::write(
+            chaos::docs::SECTION.write(
                 docs,
                 &chaos::docs::section(&report, &command, server.as_deref()),
             )?;

@@ -5,15 +5,13 @@
 //!
 //! `compare` rewrites `results.md` from its own measurements; the section
 //! is also kept in `docs/results/chaos.md`, and `compare` puts it back
-//! ([`restore`]), as it does the capacity section.
+//! ([`SECTION`], a [`KeptSection`]), as it does the capacity section.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
-
 use super::report::ChaosReport;
+use crate::kept::KeptSection;
 use crate::process;
 
 /// The marker that opens the section in `results.md`.
@@ -22,6 +20,12 @@ pub const START: &str = "<!-- chaos: written by `loadgen --chaos --write-results
 pub const END: &str = "<!-- end of chaos -->";
 /// Where the section is kept, in the docs folder.
 pub const SAVED: &str = "results/chaos.md";
+/// The section, kept beside results.md so that `compare` puts it back.
+pub const SECTION: KeptSection = KeptSection {
+    start: START,
+    end: END,
+    saved: SAVED,
+};
 
 /// The section for `report`, run as `command` against a server started as
 /// `server_command` (if known).
@@ -79,41 +83,6 @@ pub fn section(report: &ChaosReport, command: &str, server_command: Option<&str>
     md
 }
 
-/// Writes `section` to `docs/results/chaos.md` and into `docs/results.md`.
-pub fn write(docs: &Path, section: &str) -> anyhow::Result<()> {
-    let saved = docs.join(SAVED);
-    if let Some(folder) = saved.parent() {
-        std::fs::create_dir_all(folder)?;
-    }
-    std::fs::write(&saved, section).with_context(|| format!("writing {}", saved.display()))?;
-    splice(&docs.join("results.md"), section)
-}
-
-/// Puts the kept section back into `docs/results.md` after `compare`
-/// rewrote it; nothing if there is none.
-pub fn restore(docs: &Path) -> anyhow::Result<()> {
-    match std::fs::read_to_string(docs.join(SAVED)) {
-        Ok(section) => splice(&docs.join("results.md"), &section),
-        Err(_) => Ok(()),
-    }
-}
-
-/// Puts `section` into the file at `results`, in place of an earlier one,
-/// else at the end.
-fn splice(results: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(results).unwrap_or_default();
-    let text = match (text.find(START), text.find(END)) {
-        (Some(start), Some(end)) if end > start => format!(
-            "{}{}{}",
-            &text[..start],
-            section.trim_end(),
-            &text[end + END.len()..]
-        ),
-        _ => format!("{}\n\n{}\n", text.trim_end(), section.trim_end()),
-    };
-    std::fs::write(results, text).with_context(|| format!("writing {}", results.display()))
-}
-
 /// The command line of process `pid`, from `/proc/PID/cmdline`.
 pub fn command_of(pid: u32) -> Option<String> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -151,28 +120,6 @@ fn now_utc() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The section goes at the end the first time, then replaces itself,
-    /// leaving what is around it alone.
-    #[test]
-    fn splices_in_place() {
-        let dir = std::env::temp_dir().join(format!("chaos-splice-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let results = dir.join("results.md");
-        std::fs::write(&results, "# Results\n\nbefore\n").expect("written");
-        write(&dir, &format!("{START}\none\n{END}\n")).expect("written");
-        let text = std::fs::read_to_string(&results).expect("read") + "\nafter\n";
-        std::fs::write(&results, text).expect("written");
-        write(&dir, &format!("{START}\ntwo\n{END}")).expect("written");
-        std::fs::write(&results, "# Results, rewritten\n").expect("written");
-        restore(&dir).expect("restored");
-        let text = std::fs::read_to_string(&results).expect("read");
-        assert_eq!(
-            text,
-            format!("# Results, rewritten\n\n{START}\ntwo\n{END}\n")
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 
     /// This process's command line reads; the date has its shape.
     #[test]
