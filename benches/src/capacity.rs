@@ -21,17 +21,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use chat_client::Transport;
 use chat_loadgen::kept::KeptSection;
 use chat_loadgen::process;
 use chat_loadgen::report::{ParsedOutput, TABLE_HEADER, parse_output};
-use tokio::io::AsyncBufReadExt;
 
-/// How long the server gets to start and to stop.
-const PATIENCE: Duration = Duration::from_secs(20);
+use crate::processes::ServerProcess;
+use tokio::io::AsyncBufReadExt;
 
 /// The binaries and where they run.
 #[derive(Debug, Clone)]
@@ -82,52 +81,19 @@ pub fn load_averages() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// A `chat-demo` of its own on a free loopback port.
-pub struct Server {
-    child: tokio::process::Child,
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    /// Its process id (`taskset` runs it in its own process).
-    pub pid: u32,
-}
-
-impl Server {
-    /// Starts one (pinned to core 0) and waits for the address it prints.
-    /// The flags in [`Setup::server_args`] follow: `capacity` adds
-    /// `--no-client-limits` there unless told `--client-limits` (every load
-    /// client comes from 127.0.0.1 as one user, and the send rates per
-    /// address and per user would otherwise cap the run).
-    pub async fn start(setup: &Setup) -> anyhow::Result<Self> {
-        let mut child = setup
-            .command(0, &setup.server)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(&setup.server_args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", setup.server.display()))?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await??
-            .context("the server printed nothing (see its log above)")?;
-        let url = line
-            .split_once(" listening on ")
-            .context("unexpected server output")?
-            .1
-            .to_owned();
-        let pid = child.id().context("server pid")?;
-        Ok(Server { child, url, pid })
-    }
-
-    /// SIGTERM, then waits up to 20 s (dropping it kills it).
-    pub async fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        let _ = tokio::time::timeout(PATIENCE, self.child.wait()).await;
-    }
+/// Starts a `chat-demo` of its own on a free loopback port, pinned to
+/// core 0, and waits for the address it prints. The flags in
+/// [`Setup::server_args`] follow: `capacity` adds `--no-client-limits` there
+/// unless told `--client-limits` (every load client comes from 127.0.0.1 as
+/// one user, and the send rates per address and per user would otherwise
+/// cap the run). Its pid is the server's: `taskset` runs it in its own
+/// process.
+pub async fn start_server(setup: &Setup) -> anyhow::Result<ServerProcess> {
+    let mut command = setup.command(0, &setup.server);
+    command
+        .args(["--addr", "127.0.0.1:0"])
+        .args(&setup.server_args);
+    ServerProcess::spawn(command).await
 }
 
 /// One `loadgen` run at one rate, with the CPU both sides spent on it.
@@ -198,7 +164,7 @@ pub struct Load {
 }
 
 /// Runs `loadgen` (pinned to core 1) against `server`.
-pub async fn run_step(setup: &Setup, server: &Server, load: Load) -> anyhow::Result<Step> {
+pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyhow::Result<Step> {
     let ticks = process::clock_ticks_per_second() as f64;
     let mut command = setup.command(1, &setup.loadgen);
     command
@@ -310,7 +276,7 @@ pub async fn saturate(
     let mut steps: Vec<Step> = Vec::new();
     for &rate in rates {
         eprintln!("capacity: {} × {clients} at {rate}/s", transport.as_str());
-        let server = Server::start(setup).await?;
+        let server = start_server(setup).await?;
         let load = Load {
             transport,
             clients,
@@ -358,7 +324,7 @@ pub async fn idle_memory(
     clients: u32,
 ) -> anyhow::Result<Step> {
     eprintln!("memory: {} × {clients}", transport.as_str());
-    let server = Server::start(setup).await?;
+    let server = start_server(setup).await?;
     let load = Load {
         transport,
         clients,

@@ -38,20 +38,28 @@ impl ServerProcess {
         if let Some(store) = store {
             command.args(["--serve-store", store]);
         }
+        Self::spawn(command).await
+    }
+
+    /// Runs `command`, a server that prints `NAME listening on URL` first
+    /// (every server binary here, and `compare --serve`), and waits for
+    /// that line.
+    pub async fn spawn(mut command: tokio::process::Command) -> anyhow::Result<Self> {
         let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", server.display()))?;
+            .with_context(|| format!("starting {:?}", command.as_std().get_program()))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let line = tokio::time::timeout(PATIENCE, lines.next_line())
             .await??
             .context("the server printed nothing (see its log above)")?;
         let url = line
-            .strip_prefix("listening on ")
+            .split_once(" listening on ")
             .context("unexpected server output")?
+            .1
             .to_owned();
         let pid = child.id().context("server pid")?;
         Ok(ServerProcess { child, url, pid })

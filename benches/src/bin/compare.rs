@@ -467,7 +467,7 @@ async fn serve(addr: std::net::SocketAddr, store: Option<String>) -> anyhow::Res
         ..chat_http::Config::default()
     };
     let server = server::open(addr, config).await?;
-    println!("listening on http://{}", server.addr);
+    println!("compare listening on http://{}", server.addr);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
