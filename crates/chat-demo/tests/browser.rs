@@ -54,7 +54,7 @@ use chromiumoxide::page::ScreenshotParams;
 
 use bad_proxy::bad_proxy;
 use helpers::{PATIENCE, TestApp, spawn_app};
-use page::{PANES, js_string, open_page, open_page_at, open_page_on, via_of};
+use page::{PANES, js_string, open_page, open_page_at, open_page_on};
 
 /// The page loads with six panes, each connected, in order, and the
 /// Automatic pane, on a direct connection, settles on WebSocket without
@@ -136,20 +136,7 @@ async fn a_message_from_each_pane_appears_once_in_all() {
     for sender in PANES {
         let text = format!("hello from the {sender} pane");
         session.send_from(sender, &text).await;
-        for pane in PANES {
-            session
-                .wait_for(
-                    &format!("{pane} shows the {sender} message once"),
-                    &format!(
-                        "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
-                         .filter(li => li.querySelector('.text').textContent === {text}\
-                                  && li.dataset.via === '{via}').length === 1",
-                        text = js_string(&text),
-                        via = via_of(sender),
-                    ),
-                )
-                .await;
-        }
+        session.every_pane_shows_once(sender, &text).await;
     }
     let stored = session.app.server.state.store.stats().last_id;
     assert_eq!(stored, 6, "one message per pane, no duplicates stored");

@@ -236,6 +236,24 @@ impl Session {
         }
     }
 
+    /// Waits until every pane shows `text`, sent from the `sender` pane,
+    /// exactly once, marked with the transport that sent it.
+    pub async fn every_pane_shows_once(&self, sender: &str, text: &str) {
+        for pane in PANES {
+            self.wait_for(
+                &format!("{pane} shows the {sender} message once"),
+                &format!(
+                    "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
+                     .filter(li => li.querySelector('.text').textContent === {text}\
+                              && li.dataset.via === '{via}').length === 1",
+                    text = js_string(text),
+                    via = via_of(sender),
+                ),
+            )
+            .await;
+        }
+    }
+
     /// A pane's connection state, as it shows it.
     pub async fn state(&self, pane: &str) -> String {
         self.js(&format!(

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::helpers::{TestApp, eventually, spawn_shared};
 use crate::nginx::Nginx;
-use crate::page::{PANES, js_string, open_page_at, open_page_on, via_of};
+use crate::page::{PANES, js_string, open_page_at, open_page_on};
 use crate::redis_server::RedisServer;
 
 /// The store's epoch, as `GET /api/config` names it.
@@ -132,20 +132,7 @@ async fn the_page_works_through_a_round_robin_balancer() {
     for sender in PANES {
         let text = format!("hello from the {sender} pane, through the balancer");
         session.send_from(sender, &text).await;
-        for pane in PANES {
-            session
-                .wait_for(
-                    &format!("{pane} shows the {sender} message once"),
-                    &format!(
-                        "[...document.querySelectorAll('.pane[data-transport={pane}] ol.messages li[data-id]')]\
-                         .filter(li => li.querySelector('.text').textContent === {text}\
-                                  && li.dataset.via === '{via}').length === 1",
-                        text = js_string(&text),
-                        via = via_of(sender),
-                    ),
-                )
-                .await;
-        }
+        session.every_pane_shows_once(sender, &text).await;
     }
     for pane in PANES {
         let ids = session.ids(pane).await;
