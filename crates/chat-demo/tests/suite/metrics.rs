@@ -108,15 +108,7 @@ async fn metrics_agree_with_stats_on_every_transport() {
     .await;
 
     let scraped = scrape(&app).await;
-    let stats: StatsBody = app
-        .http
-        .get(app.url("/api/stats"))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let stats: StatsBody = app.client.stats().await.expect("stats");
     for transport in Transport::ALL {
         let c = stats.transports.of(transport);
         let slow_readers = stats.refused.slow_readers.get(&transport).copied();
