@@ -69,6 +69,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod streaming;
 pub mod tls;
+mod wire;
 
 pub use api::{ApiError, Query};
 pub use chat_protocol::Transport;

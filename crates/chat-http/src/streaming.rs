@@ -40,21 +40,17 @@
 //! [`DRAIN_GRACE`], and then ends.
 
 use std::cell::Cell;
-use std::future::Future;
-use std::io;
+use std::future::{Future, poll_fn};
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::pin::Pin;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::pin::{Pin, pin};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
-use actix_web::rt::net::TcpStream;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use chat_protocol::{Cursor, Epoch, MessageId, Transport};
@@ -62,6 +58,7 @@ use chat_store::{Page, Store};
 
 use crate::AppState;
 use crate::stats::Refusals;
+use crate::wire::{Socket, Wire};
 
 /// How long a connection holding `--max-unsent` bytes may go without its
 /// client taking enough of them to make room for the next item, before it
@@ -160,14 +157,20 @@ impl Backlog {
         loop {
             // Registered before the check, so a move in between is not missed.
             let moved = self.flow.wire.moved.notified();
-            let unsent = self.flow.unsent();
-            if unsent == 0 || unsent + bytes <= self.max_unsent {
+            if self.has_room(bytes) {
                 return Ok(());
             }
             if timeout_at(deadline, moved).await.is_err() {
+                let unsent = self.flow.unsent();
                 return Err(Stalled { unsent });
             }
         }
+    }
+
+    /// Whether `bytes` more fit within the byte bound now.
+    fn has_room(&self, bytes: usize) -> bool {
+        let unsent = self.flow.unsent();
+        unsent == 0 || unsent + bytes <= self.max_unsent
     }
 }
 
@@ -182,6 +185,33 @@ struct Stalled {
 /// `position` is the last message the client was handed.
 pub async fn hand_over<C, E>(
     send: impl Future<Output = Result<(), E>>,
+    bytes: usize,
+    state: &AppState,
+    backlog: &Backlog,
+    position: Cursor,
+) -> Result<(), End<C>> {
+    let mut send = pin!(send);
+    // The usual case: the item fits within the byte bound and the queue has
+    // room, so the send is done the first time it is polled.
+    if backlog.has_room(bytes) {
+        let first = poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+        if let Poll::Ready(sent) = first {
+            sent.map_err(|_| End::Gone)?;
+            backlog.flow.handed(bytes);
+            return Ok(());
+        }
+    }
+    // Otherwise wait under the backlog's rules. Boxed: a connection seldom
+    // waits, and the waiting inline would make every connection's task
+    // larger by a kilobyte for as long as it lives.
+    Box::pin(wait_to_hand_over(send, bytes, state, backlog, position)).await
+}
+
+/// [`hand_over`] once the item has to wait: for room within the byte bound
+/// and in the queue, while the client falls no further behind than the
+/// backlog allows and the server runs.
+async fn wait_to_hand_over<C, E>(
+    send: Pin<&mut impl Future<Output = Result<(), E>>>,
     bytes: usize,
     state: &AppState,
     backlog: &Backlog,
@@ -348,89 +378,6 @@ impl Connection {
         if tokio::time::timeout(grace, close).await.is_err() {
             self.reset();
         }
-    }
-}
-
-/// The descriptor of an accepted connection, remembered when it is accepted.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Socket(RawFd);
-
-/// What actix took from a connection's responses and could not write to its
-/// socket yet, shared by the socket ([`Wired`]) and the streaming response
-/// served on it.
-#[derive(Debug, Default)]
-pub(crate) struct Wire {
-    /// Bytes left in actix's write buffer after its last write: the socket
-    /// (the kernel's buffer, then the client) took no more.
-    unflushed: Cell<usize>,
-    /// Woken when bytes move towards the client: actix took some from the
-    /// body, or the socket took some.
-    moved: Notify,
-}
-
-/// An accepted TCP connection that notes how much of what actix writes the
-/// socket takes. actix writes its whole write buffer each time (the part not
-/// written yet), so what is left after a write is what it still holds.
-pub(crate) struct Wired {
-    io: TcpStream,
-    wire: Rc<Wire>,
-}
-
-impl Wired {
-    /// Wraps an accepted connection.
-    pub(crate) fn new(io: TcpStream) -> Self {
-        Wired {
-            io,
-            wire: Rc::default(),
-        }
-    }
-
-    /// Stores the connection's descriptor and its [`Wire`] in its
-    /// extensions (actix's `on_connect`), where [`Connection::serve`] finds
-    /// them.
-    pub(crate) fn remember(&self, ext: &mut actix_web::dev::Extensions) {
-        ext.insert(Socket(self.io.as_raw_fd()));
-        ext.insert(self.wire.clone());
-    }
-}
-
-impl AsyncRead for Wired {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Wired {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let written = Pin::new(&mut this.io).poll_write(cx, buf);
-        match &written {
-            Poll::Ready(Ok(n)) => {
-                this.wire.unflushed.set(buf.len().saturating_sub(*n));
-                if *n > 0 {
-                    this.wire.moved.notify_waiters();
-                }
-            }
-            Poll::Pending => this.wire.unflushed.set(buf.len()),
-            Poll::Ready(Err(_)) => {}
-        }
-        written
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -44,7 +44,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::config::Config;
 use crate::stats::Stats;
-use crate::streaming::{Socket, Wired};
+use crate::wire::{Socket, Wired};
 
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,6 +9,7 @@
 //! go into the mailbox as one chunk.
 
 use std::convert::Infallible;
+use std::future::Future;
 
 use actix_web_lab::sse::{Data, Event, Sse};
 use bytes::Bytes;
@@ -30,60 +31,69 @@ type Close = Infallible;
 
 /// Runs until the client goes away, falls too far behind, or the server
 /// shuts down; then ends the stream the way `end` says.
-pub(crate) async fn run(
+pub(crate) fn run(
     state: AppState,
     settings: Settings,
     first: Page,
     mailbox: Sender<Bytes>,
     connection: Connection,
-    mut presence: Subscriber,
-) {
-    let backlog = Backlog::new(&state, &connection);
-    let mut epoch = first.epoch.clone();
-    let mut cursor = Cursor(0);
-    let mut pending = Some(first);
+    presence: Subscriber,
+) -> impl Future<Output = ()> + 'static {
+    // Boxed, so the task holds its arguments once: an `async fn` keeps them
+    // twice, as passed and as moved into its body (rust-lang/rust#62958).
+    let args = Box::new((state, settings, first, mailbox, connection, presence));
+    async move {
+        let (state, settings, first, mailbox, connection, mut presence) = {
+            let args = args; // freed at the end of this block
+            *args
+        };
+        let backlog = Backlog::new(&state, &connection);
+        let mut epoch = first.epoch.clone();
+        let mut cursor = Cursor(0);
+        let mut pending = Some(first);
 
-    let end = loop {
-        if let Some(page) = pending.take() {
-            if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
-                break end;
-            }
-            epoch = page.epoch;
-            cursor = page.cursor;
-        }
-
-        tokio::select! {
-            _ = state.store.wait_beyond_in(&epoch, cursor) => {
-                match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
-                    Ok(page) => pending = Some(page),
-                    Err(_) => break End::Gone, // cannot happen: the cursor came from the store
-                }
-            }
-            // The client: an SSE client never speaks, it can only hang up.
-            _ = mailbox.closed() => break End::Gone,
-            // Who is online changed: the list, as a `presence` event.
-            online = presence.changed() => {
-                let Some((event, bytes)) = presence_event(&online) else { continue };
-                if let Err(end) = hand_over(mailbox.send(event), bytes, &state, &backlog, cursor).await {
+        let end = loop {
+            if let Some(page) = pending.take() {
+                if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
                     break end;
                 }
+                epoch = page.epoch;
+                cursor = page.cursor;
             }
-            // The heartbeat: a comment line after a silence.
-            _ = sleep(settings.keepalive()) => {
-                let (comment, bytes) = comment_event(KEEP_ALIVE);
-                if let Err(end) = hand_over(mailbox.send(comment), bytes, &state, &backlog, cursor).await {
-                    break end;
+
+            tokio::select! {
+                _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                    match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
+                        Ok(page) => pending = Some(page),
+                        Err(_) => break End::Gone, // cannot happen: the cursor came from the store
+                    }
                 }
+                // The client: an SSE client never speaks, it can only hang up.
+                _ = mailbox.closed() => break End::Gone,
+                // Who is online changed: the list, as a `presence` event.
+                online = presence.changed() => {
+                    let Some((event, bytes)) = presence_event(&online) else { continue };
+                    if let Err(end) = hand_over(mailbox.send(event), bytes, &state, &backlog, cursor).await {
+                        break end;
+                    }
+                }
+                // The heartbeat: a comment line after a silence.
+                _ = sleep(settings.keepalive()) => {
+                    let (comment, bytes) = comment_event(KEEP_ALIVE);
+                    if let Err(end) = hand_over(mailbox.send(comment), bytes, &state, &backlog, cursor).await {
+                        break end;
+                    }
+                }
+                // Shutdown: hand over what is stored (every acknowledged send),
+                // then end.
+                _ = state.shutdown.cancelled() => match Box::pin(closing_page(&state, &epoch, cursor, BATCH)).await {
+                    Some(page) => pending = Some(page),
+                    None => break End::ShuttingDown,
+                },
             }
-            // Shutdown: hand over what is stored (every acknowledged send),
-            // then end.
-            _ = state.shutdown.cancelled() => match closing_page(&state, &epoch, cursor, BATCH).await {
-                Some(page) => pending = Some(page),
-                None => break End::ShuttingDown,
-            },
-        }
-    };
-    finish(end, mailbox, &connection);
+        };
+        finish(end, mailbox, &connection);
+    }
 }
 
 /// Hands a page over: the reset and gap notices if any, then its messages'

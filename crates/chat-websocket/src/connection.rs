@@ -4,6 +4,7 @@
 //! is the framing (text frames through the session), the client branch (sends,
 //! pings, close) and the heartbeat (pings, and a close after silence).
 
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,80 +33,89 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs until the client goes away, falls too far behind, stops answering,
 /// or the server shuts down; then closes the socket the way `end` says.
-pub(crate) async fn run(
+pub(crate) fn run(
     state: AppState,
     settings: Settings,
     first: Page,
-    (mut session, mut frames): (Session, AggregatedMessageStream),
+    socket: (Session, AggregatedMessageStream),
     connection: Connection,
-    mut presence: Subscriber,
-) {
-    let backlog = Backlog::new(&state, &connection);
-    let mut epoch = first.epoch.clone();
-    let mut cursor = Cursor(0);
-    let mut pending = Some(first);
-    let mut ping = interval(settings.ping());
-    ping.reset(); // the first tick would fire at once
-    let mut last_heard = Instant::now();
+    presence: Subscriber,
+) -> impl Future<Output = ()> + 'static {
+    // Boxed, so the task holds its arguments once: an `async fn` keeps them
+    // twice, as passed and as moved into its body (rust-lang/rust#62958).
+    let args = Box::new((state, settings, first, socket, connection, presence));
+    async move {
+        let (state, settings, first, (mut session, mut frames), connection, mut presence) = {
+            let args = args; // freed at the end of this block
+            *args
+        };
+        let backlog = Backlog::new(&state, &connection);
+        let mut epoch = first.epoch.clone();
+        let mut cursor = Cursor(0);
+        let mut pending = Some(first);
+        let mut ping = interval(settings.ping());
+        ping.reset(); // the first tick would fire at once
+        let mut last_heard = Instant::now();
 
-    let end = loop {
-        if let Some(page) = pending.take() {
-            if let Err(end) = deliver(&state, &mut session, &page, &backlog).await {
-                break end;
-            }
-            epoch = page.epoch;
-            cursor = page.cursor;
-        }
-
-        tokio::select! {
-            _ = state.store.wait_beyond_in(&epoch, cursor) => {
-                match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
-                    Ok(page) => pending = Some(page),
-                    Err(_) => break End::Gone, // cannot happen: the cursor came from the store
+        let end = loop {
+            if let Some(page) = pending.take() {
+                if let Err(end) = deliver(&state, &mut session, &page, &backlog).await {
+                    break end;
                 }
+                epoch = page.epoch;
+                cursor = page.cursor;
             }
-            // The client: sends, pings, pongs and its close.
-            frame = frames.recv() => {
-                last_heard = Instant::now();
-                match from_client(&state, &connection, frame).await {
-                    Ok(None) => {}
-                    Ok(Some(answer)) => {
-                        let bytes = answer.frame_len();
-                        let sent = answer.send(&mut session);
-                        if let Err(end) = hand_over(sent, bytes, &state, &backlog, cursor).await {
-                            break end;
-                        }
+
+            tokio::select! {
+                _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                    match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
+                        Ok(page) => pending = Some(page),
+                        Err(_) => break End::Gone, // cannot happen: the cursor came from the store
                     }
-                    Err(end) => break end,
                 }
-            }
-            // Who is online changed: the list, as a presence frame.
-            online = presence.changed() => {
-                let Some(frame) = presence_frame(&online) else { continue };
-                let bytes = frame_len(frame.len());
-                if let Err(end) = hand_over(session.text(frame), bytes, &state, &backlog, cursor).await {
-                    break end;
+                // The client: sends, pings, pongs and its close.
+                frame = frames.recv() => {
+                    last_heard = Instant::now();
+                    match Box::pin(from_client(&state, &connection, frame)).await {
+                        Ok(None) => {}
+                        Ok(Some(answer)) => {
+                            let bytes = answer.frame_len();
+                            let sent = answer.send(&mut session);
+                            if let Err(end) = hand_over(sent, bytes, &state, &backlog, cursor).await {
+                                break end;
+                            }
+                        }
+                        Err(end) => break end,
+                    }
                 }
-            }
-            // The heartbeat: a ping every interval, a close after a silence.
-            _ = ping.tick() => {
-                let bytes = frame_len(0);
-                if let Err(end) = hand_over(session.ping(b""), bytes, &state, &backlog, cursor).await {
-                    break end;
+                // Who is online changed: the list, as a presence frame.
+                online = presence.changed() => {
+                    let Some(frame) = presence_frame(&online) else { continue };
+                    let bytes = frame_len(frame.len());
+                    if let Err(end) = hand_over(session.text(frame), bytes, &state, &backlog, cursor).await {
+                        break end;
+                    }
                 }
+                // The heartbeat: a ping every interval, a close after a silence.
+                _ = ping.tick() => {
+                    let bytes = frame_len(0);
+                    if let Err(end) = hand_over(session.ping(b""), bytes, &state, &backlog, cursor).await {
+                        break end;
+                    }
+                }
+                _ = sleep_until(last_heard + settings.timeout()) => {
+                    break End::Close(reason(CloseCode::Policy, "no answer to pings"));
+                }
+                // Shutdown: hand over what is stored (every acknowledged send),
+                // then close with 1001.
+                _ = state.shutdown.cancelled() => match Box::pin(closing_page(&state, &epoch, cursor, BATCH)).await {
+                    Some(page) => pending = Some(page),
+                    None => break End::ShuttingDown,
+                },
             }
-            _ = sleep_until(last_heard + settings.timeout()) => {
-                break End::Close(reason(CloseCode::Policy, "no answer to pings"));
-            }
-            // Shutdown: hand over what is stored (every acknowledged send),
-            // then close with 1001.
-            _ = state.shutdown.cancelled() => match closing_page(&state, &epoch, cursor, BATCH).await {
-                Some(page) => pending = Some(page),
-                None => break End::ShuttingDown,
-            },
-        }
-    };
-    finish(end, session, &connection).await;
+        };
+        Box::pin(finish(end, session, &connection)).await;
+    }
 }
 
 /// Hands a page over: the reset and gap notices if any, then one text frame per

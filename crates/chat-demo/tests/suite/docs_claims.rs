@@ -26,6 +26,7 @@ pub(crate) const WIRE: &str = "Wire overhead per delivered message";
 pub(crate) const IDLE: &str = "The cost of waiting: an idle client";
 pub(crate) const LOAD: &str = "Under load";
 pub(crate) const MEMORY: &str = "Server memory per connection, once connected";
+pub(crate) const IDLE_MEMORY: &str = "Server memory per idle connection";
 pub(crate) const LATENCY: &str = "Send-to-deliver latency, one subscriber, every transport";
 pub(crate) const TLS: &str = "HTTP/2 over TLS";
 pub(crate) const BURST: &str = "Burst: 1,000 messages to 10 subscribers";
@@ -264,7 +265,18 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/longpoll.md",
-        phrase: "19.6 KiB per held long poll",
+        phrase: "5.7 KiB per held long poll",
+        figures: &[fig(
+            RESULTS,
+            IDLE_MEMORY,
+            "longpoll",
+            "KiB per idle connection",
+            "5.7",
+        )],
+    },
+    Claim {
+        file: "docs/longpoll.md",
+        phrase: "It was 19.6 KiB",
         figures: &[fig(
             RESULTS,
             MEMORY,
@@ -322,7 +334,38 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/sse.md",
-        phrase: "17.0 KiB of server memory per connected stream",
+        phrase: "5.4 KiB of server memory per connected stream",
+        figures: &[fig(
+            RESULTS,
+            IDLE_MEMORY,
+            "sse",
+            "KiB per idle connection",
+            "5.4",
+        )],
+    },
+    Claim {
+        file: "docs/comparison.md",
+        phrase: "an idle connection costs 5.3 to 6.6 KiB",
+        figures: &[
+            fig(
+                RESULTS,
+                IDLE_MEMORY,
+                "stream",
+                "KiB per idle connection",
+                "5.3",
+            ),
+            fig(
+                RESULTS,
+                IDLE_MEMORY,
+                "websocket",
+                "KiB per idle connection",
+                "6.6",
+            ),
+        ],
+    },
+    Claim {
+        file: "docs/sse.md",
+        phrase: "It was 17.0 KiB",
         figures: &[fig(RESULTS, MEMORY, "sse", "KiB per connection", "17.0")],
     },
     Claim {

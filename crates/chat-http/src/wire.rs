@@ -1,0 +1,99 @@
+//! The socket under every connection, watched: what actix took from a
+//! streaming response and could not write yet, so that a connection's byte
+//! bound (`--max-unsent`, [`crate::streaming::Backlog`]) counts the bytes in
+//! actix's write buffer too, and the descriptor, so that a stalled
+//! connection can be reset ([`crate::streaming::Connection::reset`]).
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_web::rt::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// The descriptor of an accepted connection, remembered when it is accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Socket(pub(crate) RawFd);
+
+/// What actix took from a connection's responses and could not write to its
+/// socket yet, shared by the socket ([`Wired`]) and the streaming response
+/// served on it.
+#[derive(Debug, Default)]
+pub(crate) struct Wire {
+    /// Bytes left in actix's write buffer after its last write: the socket
+    /// (the kernel's buffer, then the client) took no more.
+    pub(crate) unflushed: Cell<usize>,
+    /// Woken when bytes move towards the client: actix took some from the
+    /// body, or the socket took some.
+    pub(crate) moved: Notify,
+}
+
+/// An accepted TCP connection that notes how much of what actix writes the
+/// socket takes. actix writes its whole write buffer each time (the part not
+/// written yet), so what is left after a write is what it still holds.
+pub(crate) struct Wired {
+    io: TcpStream,
+    wire: Rc<Wire>,
+}
+
+impl Wired {
+    /// Wraps an accepted connection.
+    pub(crate) fn new(io: TcpStream) -> Self {
+        Wired {
+            io,
+            wire: Rc::default(),
+        }
+    }
+
+    /// Stores the connection's descriptor and its [`Wire`] in its
+    /// extensions (actix's `on_connect`), where [`Connection::serve`] finds
+    /// them.
+    pub(crate) fn remember(&self, ext: &mut actix_web::dev::Extensions) {
+        ext.insert(Socket(self.io.as_raw_fd()));
+        ext.insert(self.wire.clone());
+    }
+}
+
+impl AsyncRead for Wired {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Wired {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        match &written {
+            Poll::Ready(Ok(n)) => {
+                this.wire.unflushed.set(buf.len().saturating_sub(*n));
+                if *n > 0 {
+                    this.wire.moved.notify_waiters();
+                }
+            }
+            Poll::Pending => this.wire.unflushed.set(buf.len()),
+            Poll::Ready(Err(_)) => {}
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
