@@ -43,6 +43,8 @@ pub struct Setup {
     pub loadgen: PathBuf,
     /// Whether the server and `loadgen` are pinned to cores 0 and 1.
     pub pinned: bool,
+    /// `loadgen`'s senders (`--senders`), sharing the send rate.
+    pub senders: u32,
 }
 
 impl Setup {
@@ -53,6 +55,7 @@ impl Setup {
             server_args,
             loadgen,
             pinned: cores() >= 2,
+            senders: 1,
         }
     }
 
@@ -178,6 +181,10 @@ pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyh
         .args(["--clients", &load.clients.to_string()])
         .args(["--rate", &load.rate.to_string()])
         .args(["--connect-rate", "5000", "--drain-timeout", "15"]);
+    if setup.senders > 1 {
+        // Only then: a `loadgen` older than `--senders` still runs.
+        command.args(["--senders", &setup.senders.to_string()]);
+    }
     match load.seconds {
         Some(seconds) => command.args(["--duration", &seconds.to_string()]),
         None => command.args(["--messages", "1"]),

@@ -35,6 +35,12 @@ pub struct Cli {
     /// Messages sent per second, in total.
     #[arg(long, default_value_t = 10.0, value_parser = parse_rate)]
     pub rate: f64,
+    /// Senders sharing `--rate`, each awaiting its own sends one at a time.
+    /// One sender cannot offer more than one message per round trip, which a
+    /// busy server (or a busy load generator) makes long: several keep the
+    /// rate asked when one could not.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub senders: u32,
     /// Send for this many seconds [default: 10].
     #[arg(long, conflicts_with = "messages")]
     pub duration: Option<u64>,

@@ -1,7 +1,8 @@
 //! # chat-loadgen: many clients of one transport against one chat server
 //!
 //! The binary `loadgen` opens `--clients` subscriptions on one transport,
-//! sends messages at `--rate` per second (in total) through
+//! sends messages at `--rate` per second (in total, from `--senders`
+//! senders, one by default, each awaiting its own answers) through
 //! `POST /api/messages` with `via: api`, and checks that every subscriber
 //! received every message, once, in order. It measures:
 //!
@@ -73,8 +74,8 @@
 //! - [`run`]: the run itself: ramp up at `--connect-rate` until the server
 //!   counts every subscriber, send, drain (wait for every delivery, up to
 //!   `--drain-timeout`), stop, count.
-//! - [`sender`]: the one sender, one message at a time at `--rate`, retried
-//!   under the same `client_msg_id`.
+//! - [`sender`]: the senders, each one message at a time at its share of
+//!   `--rate`, taking turns, retried under the same `client_msg_id`.
 //! - [`subscriber`]: one task per subscriber, logging this run's messages
 //!   as they arrive, and stopping them all at the end.
 //! - [`report`]: adding up the logs ([`report::Report::tally`]), the

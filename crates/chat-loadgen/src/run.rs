@@ -345,6 +345,7 @@ async fn send_and_drain(
         Arc::clone(shared),
         cli.rate,
         send_for,
+        cli.senders,
     ));
     let mut ticker = interval(PROGRESS_TICK);
     let mut last_delivered = 0;

@@ -1,16 +1,17 @@
-//! The sender: one message at a time at `--rate`, through
-//! `POST /api/messages` with `via: api`.
+//! The sender: `--rate` messages a second through `POST /api/messages` with
+//! `via: api`, from `--senders` senders (one by default), each one message
+//! at a time.
 //!
-//! It waits for each answer, so a server that cannot keep up slows it down;
-//! the report then shows the achieved rate below the one asked, and says
-//! so.
+//! Each waits for its answers, so a server that cannot keep up slows it
+//! down; the report then shows the achieved rate below the one asked, and
+//! says so.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chat_client::{Client, ClientError, Via};
-use tokio::time::{MissedTickBehavior, interval, timeout};
+use tokio::time::{MissedTickBehavior, interval_at, timeout};
 
 use crate::cli::SendFor;
 use crate::probe::PROBE_USER;
@@ -44,61 +45,129 @@ impl SenderLog {
     }
 }
 
-/// Sends one message per tick at `rate` until `send_for` is over; message
-/// `seq` goes to `clients[seq % n]` (one client per server).
+/// Sends at `rate` in all, from `senders` senders, until `send_for` is
+/// over; message `seq` goes to `clients[seq % n]` (one client per server).
 ///
-/// Ticks missed while a send was slow are made up at once
+/// Sender `k` sends messages `k`, `k + senders`, `k + 2 × senders`, … at
+/// `rate / senders`, one tick each, awaiting each send before the next. Ticks
+/// missed while a send was slow are made up at once
 /// ([`MissedTickBehavior::Burst`]): the run sends the same number of messages
-/// whatever the hiccups, so runs stay comparable, and a sender that cannot
-/// keep up shows as a lower achieved rate. Sends are awaited one at a time,
-/// so a catch-up is back-to-back sends, never a pile of concurrent ones.
-/// Each message's time is taken just before its send, so the latency
-/// measured is the server's, not the sender's lateness.
+/// whatever the hiccups, so runs stay comparable, and senders that cannot
+/// keep up show as a lower achieved rate. A catch-up is back-to-back sends
+/// from each sender, never a pile of concurrent ones beyond `senders`. Each
+/// message's time is taken just before its send, so the latency measured is
+/// the server's, not the sender's lateness.
 pub async fn send_probes(
     clients: Vec<Client>,
     shared: Arc<Shared>,
     rate: f64,
     send_for: SendFor,
+    senders: u32,
 ) -> SenderLog {
-    let mut ticker = interval(Duration::from_secs_f64(1.0 / rate));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let started = Instant::now();
+    let first_send_us = shared.now_us();
+    let senders = senders.max(1);
+    let lanes = (0..senders).map(|lane| {
+        let lane = Lane {
+            first: lane,
+            step: senders,
+            rate: rate / f64::from(senders),
+            started,
+        };
+        lane.send(&clients, &shared, send_for)
+    });
+    let lanes = futures_util::future::join_all(lanes).await;
     let mut log = SenderLog {
         stored: Vec::new(),
         errors: 0,
         first_error: None,
-        first_send_us: shared.now_us(),
-        elapsed: Duration::ZERO,
+        first_send_us,
+        elapsed: started.elapsed(),
     };
-    for seq in 0u32.. {
-        if let SendFor::Count(n) = send_for
-            && u64::from(seq) >= n
-        {
-            break;
-        }
-        ticker.tick().await;
-        if let SendFor::Duration(d) = send_for
-            && started.elapsed() >= d
-        {
-            break;
-        }
-        let text = shared.probes.text(seq, shared.now_us());
-        let key = shared.probes.client_msg_id(seq);
-        let client = &clients[seq as usize % clients.len()];
-        match send_probe(client, &text, &key).await {
-            Ok(()) => {
-                log.stored.push(true);
-                shared.sent.fetch_add(1, Ordering::Relaxed);
+    for lane in lanes {
+        for (seq, stored) in lane.sent {
+            let seq = seq as usize;
+            if log.stored.len() <= seq {
+                // A sequence number no sender reached was not stored.
+                log.stored.resize(seq + 1, false);
             }
-            Err(e) => {
-                log.stored.push(false);
-                log.errors += 1;
-                log.first_error.get_or_insert(e);
-            }
+            log.stored[seq] = stored;
+        }
+        log.errors += lane.errors;
+        if log.first_error.is_none() {
+            log.first_error = lane.first_error;
         }
     }
-    log.elapsed = started.elapsed();
     log
+}
+
+/// One sender's share of the messages.
+struct Lane {
+    /// Its first sequence number.
+    first: u32,
+    /// How far apart its sequence numbers are (the number of senders).
+    step: u32,
+    /// Its rate.
+    rate: f64,
+    /// When the run's sending began.
+    started: Instant,
+}
+
+/// What one sender did.
+struct LaneLog {
+    /// Each message it sent, and whether it was stored.
+    sent: Vec<(u32, bool)>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Lane {
+    async fn send(self, clients: &[Client], shared: &Shared, send_for: SendFor) -> LaneLog {
+        // The senders take turns: sender k's ticks fall k sends' time after
+        // sender 0's, so together they send evenly at the whole rate, not
+        // `step` messages at once.
+        let period = Duration::from_secs_f64(1.0 / self.rate);
+        let offset = period.mul_f64(f64::from(self.first) / f64::from(self.step));
+        let mut ticker = interval_at(
+            tokio::time::Instant::from_std(self.started) + offset,
+            period,
+        );
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut log = LaneLog {
+            sent: Vec::new(),
+            errors: 0,
+            first_error: None,
+        };
+        for seq in (self.first..).step_by(self.step as usize) {
+            if let SendFor::Count(n) = send_for
+                && u64::from(seq) >= n
+            {
+                break;
+            }
+            ticker.tick().await;
+            if let SendFor::Duration(d) = send_for
+                && self.started.elapsed() >= d
+            {
+                break;
+            }
+            let text = shared.probes.text(seq, shared.now_us());
+            let key = shared.probes.client_msg_id(seq);
+            let client = &clients[seq as usize % clients.len()];
+            let stored = match send_probe(client, &text, &key).await {
+                Ok(()) => {
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(e) => {
+                    log.errors += 1;
+                    log.first_error.get_or_insert(e);
+                    false
+                }
+            };
+            log.sent.push((seq, stored));
+        }
+        log
+    }
 }
 
 /// Sends one message, retrying with the same `client_msg_id`.

@@ -66,3 +66,38 @@ async fn chaos_loses_and_repeats_nothing_on_any_transport() {
     assert!(report.passed(), "{rendered}");
     assert_eq!(app.server.state.store.stats().last_id, 300);
 }
+
+/// `loadgen --senders 3`, the capacity harness's way of offering a rate one
+/// sender cannot: the three senders share the messages (every sequence
+/// number sent once, none skipped), and every subscriber still gets every
+/// message once, in order.
+#[tokio::test]
+async fn several_senders_share_the_messages_and_lose_nothing() {
+    use clap::Parser;
+
+    let app = spawn_app().await;
+    let cli = chat_loadgen::cli::Cli::parse_from([
+        "loadgen",
+        "--transport",
+        "sse",
+        "--clients",
+        "3",
+        "--messages",
+        "60",
+        "--rate",
+        "120",
+        "--senders",
+        "3",
+    ]);
+    let report = chat_loadgen::run::run(&cli, std::slice::from_ref(&app.base), &[])
+        .await
+        .expect("the run");
+    assert_eq!((report.sent, report.send_errors), (60, 0));
+    assert_eq!((report.expected, report.received), (180, 180));
+    assert_eq!(
+        (report.lost, report.duplicated, report.out_of_order),
+        (0, 0, 0)
+    );
+    let stored = app.server.state.store.newest();
+    assert_eq!(stored.0, 60, "each of the 60 messages stored once");
+}

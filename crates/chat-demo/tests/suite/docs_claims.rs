@@ -345,7 +345,7 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/comparison.md",
-        phrase: "an idle connection costs 5.3 to 6.6 KiB",
+        phrase: "an idle connection costs 5.3 to 6.5 KiB",
         figures: &[
             fig(
                 RESULTS,
@@ -359,7 +359,7 @@ pub(crate) const CLAIMS: &[Claim] = &[
                 IDLE_MEMORY,
                 "websocket",
                 "KiB per idle connection",
-                "6.6",
+                "6.5",
             ),
         ],
     },

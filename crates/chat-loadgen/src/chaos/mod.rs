@@ -145,6 +145,7 @@ pub async fn run(base: &str, settings: &ChaosSettings) -> anyhow::Result<ChaosRe
         Arc::clone(&shared),
         settings.rate,
         settings.send_for,
+        1,
     )
     .await;
     let expected = sent.stored() * tasks.len() as u64;
