@@ -38,6 +38,9 @@ use crate::{
 
 const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
+/// chat-transports patch (actix/actix-web#2075): the most a chunk's framing adds to it
+/// (`{len:X}\r\n` before, `\r\n` after, with the last chunk's `0\r\n\r\n`).
+const CHUNK_FRAMING: usize = 32;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 bitflags! {
@@ -659,6 +662,9 @@ where
                     while this.write_buf.len() < *this.h1_write_buffer_size {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
+                                // chat-transports patch (actix/actix-web#2075): room for the
+                                // chunk and its framing in one allocation, not one per piece.
+                                this.write_buf.reserve(item.len() + CHUNK_FRAMING);
                                 this.codec
                                     .encode(Message::Chunk(Some(item)), this.write_buf)?;
                             }
@@ -717,6 +723,9 @@ where
                     while this.write_buf.len() < *this.h1_write_buffer_size {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
+                                // chat-transports patch (actix/actix-web#2075): room for the
+                                // chunk and its framing in one allocation, not one per piece.
+                                this.write_buf.reserve(item.len() + CHUNK_FRAMING);
                                 this.codec
                                     .encode(Message::Chunk(Some(item)), this.write_buf)?;
                             }
