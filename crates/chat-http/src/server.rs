@@ -292,8 +292,7 @@ pub fn start_with_tls(
         // connection lives. The TLS handshake's future (1.8 KB) is then
         // freed once it is done, and the connection's task holds a pointer
         // instead of the HTTP future inline: about 3 KiB less per idle
-        // connection (docs/measurements.md, "Where the memory of a
-        // connection goes").
+        // connection (docs/measurements.md, "Memory per idle connection").
         fn_service(move |io: TcpStream| {
             Box::pin(crate::tls::connection(
                 io,

@@ -122,23 +122,30 @@ struct LaneLog {
 }
 
 impl Lane {
+    /// Its sequence numbers: `first`, `first + step`, …
+    fn sequence(&self) -> impl Iterator<Item = u32> + use<> {
+        (self.first..).step_by(self.step as usize)
+    }
+
+    /// How long after sender 0's its ticks fall, each sender's ticks being
+    /// `period` apart: the senders take turns, `first / step` of a period
+    /// apart, so together they send evenly at the whole rate, not `step`
+    /// messages at once.
+    fn offset(&self, period: Duration) -> Duration {
+        period.mul_f64(f64::from(self.first) / f64::from(self.step))
+    }
+
     async fn send(self, clients: &[Client], shared: &Shared, send_for: SendFor) -> LaneLog {
-        // The senders take turns: sender k's ticks fall k sends' time after
-        // sender 0's, so together they send evenly at the whole rate, not
-        // `step` messages at once.
         let period = Duration::from_secs_f64(1.0 / self.rate);
-        let offset = period.mul_f64(f64::from(self.first) / f64::from(self.step));
-        let mut ticker = interval_at(
-            tokio::time::Instant::from_std(self.started) + offset,
-            period,
-        );
+        let first_tick = tokio::time::Instant::from_std(self.started) + self.offset(period);
+        let mut ticker = interval_at(first_tick, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut log = LaneLog {
             sent: Vec::new(),
             errors: 0,
             first_error: None,
         };
-        for seq in (self.first..).step_by(self.step as usize) {
+        for seq in self.sequence() {
             if let SendFor::Count(n) = send_for
                 && u64::from(seq) >= n
             {
@@ -188,4 +195,43 @@ async fn send_probe(client: &Client, text: &str, key: &str) -> Result<(), String
         }
     }
     Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lanes(step: u32) -> Vec<Lane> {
+        (0..step)
+            .map(|first| Lane {
+                first,
+                step,
+                rate: 25.0,
+                started: Instant::now(),
+            })
+            .collect()
+    }
+
+    /// Three senders together send every sequence number exactly once.
+    #[test]
+    fn senders_share_every_sequence_number_once() {
+        let mut all: Vec<u32> = lanes(3)
+            .iter()
+            .flat_map(|lane| lane.sequence().take_while(|&seq| seq < 300))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..300).collect::<Vec<_>>());
+    }
+
+    /// Four senders at 25 a second each (a tick every 40 ms) tick 10 ms
+    /// apart: together, one message every 10 ms, as 100 a second asks.
+    #[test]
+    fn senders_take_turns_evenly() {
+        let period = Duration::from_millis(40);
+        let ms: Vec<u128> = lanes(4)
+            .iter()
+            .map(|lane| lane.offset(period).as_millis())
+            .collect();
+        assert_eq!(ms, [0, 10, 20, 30]);
+    }
 }
