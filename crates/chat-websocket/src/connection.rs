@@ -13,7 +13,7 @@ use actix_ws::{
     AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
 };
 use bytestring::ByteString;
-use tokio::time::{Instant, interval, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 use chat_http::api::parse_object;
 use chat_http::presence::{Snapshot, Subscriber};
@@ -53,13 +53,12 @@ pub(crate) fn run(
         let mut epoch = first.epoch.clone();
         let mut cursor = Cursor(0);
         let mut pending = Some(first);
-        let mut ping = interval(settings.ping());
-        ping.reset(); // the first tick would fire at once
         let mut last_heard = Instant::now();
+        let mut next_ping = last_heard + settings.ping();
 
         let end = loop {
             if let Some(page) = pending.take() {
-                if let Err(end) = deliver(&state, &mut session, &page, &backlog).await {
+                if let Err(end) = Box::pin(deliver(&state, &mut session, &page, &backlog)).await {
                     break end;
                 }
                 epoch = page.epoch;
@@ -81,7 +80,7 @@ pub(crate) fn run(
                         Ok(Some(answer)) => {
                             let bytes = answer.frame_len();
                             let sent = answer.send(&mut session);
-                            if let Err(end) = hand_over(sent, bytes, &state, &backlog, cursor).await {
+                            if let Err(end) = Box::pin(hand_over(sent, bytes, &state, &backlog, cursor)).await {
                                 break end;
                             }
                         }
@@ -92,19 +91,22 @@ pub(crate) fn run(
                 online = presence.changed() => {
                     let Some(frame) = presence_frame(&online) else { continue };
                     let bytes = frame_len(frame.len());
-                    if let Err(end) = hand_over(session.text(frame), bytes, &state, &backlog, cursor).await {
+                    if let Err(end) = Box::pin(hand_over(session.text(frame), bytes, &state, &backlog, cursor)).await {
                         break end;
                     }
                 }
-                // The heartbeat: a ping every interval, a close after a silence.
-                _ = ping.tick() => {
+                // The heartbeat: a ping every interval, a close after a silence
+                // (one timer for both: each is a task's worth of memory held by
+                // every idle socket).
+                _ = sleep_until(next_ping.min(last_heard + settings.timeout())) => {
+                    if Instant::now() >= last_heard + settings.timeout() {
+                        break End::Close(reason(CloseCode::Policy, "no answer to pings"));
+                    }
+                    next_ping = Instant::now() + settings.ping();
                     let bytes = frame_len(0);
-                    if let Err(end) = hand_over(session.ping(b""), bytes, &state, &backlog, cursor).await {
+                    if let Err(end) = Box::pin(hand_over(session.ping(b""), bytes, &state, &backlog, cursor)).await {
                         break end;
                     }
-                }
-                _ = sleep_until(last_heard + settings.timeout()) => {
-                    break End::Close(reason(CloseCode::Policy, "no answer to pings"));
                 }
                 // Shutdown: hand over what is stored (every acknowledged send),
                 // then close with 1001.

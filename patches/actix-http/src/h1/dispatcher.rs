@@ -1040,6 +1040,13 @@ where
             }
         }
 
+        // chat-transports patch (actix/actix-web#2075): everything read has been
+        // decoded: free the buffer, which may still share the allocation the
+        // request (or a body chunk) was split from.
+        if this.read_buf.is_empty() {
+            *this.read_buf = BytesMut::new();
+        }
+
         Ok(updated)
     }
 
