@@ -10,7 +10,7 @@
 //! which makes actix-http's two 8 KiB buffers per connection lazy: without
 //! it every connection holds 16 KiB more and this test fails. The figures
 //! and where the rest goes are in docs/measurements.md, "Memory per idle
-//! connection: actix-http's buffers and three smaller cuts"; the RSS of the
+//! connection: actix-http's buffers and smaller cuts"; the RSS of the
 //! release server at 10,000 connections is the capacity harness's
 //! (results.md). This test runs a debug build, whose futures are laid out a
 //! little differently: it measured 4.8 KiB per SSE and stream connection,

@@ -334,32 +334,32 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/sse.md",
-        phrase: "5.4 KiB of server memory per connected stream",
+        phrase: "5.2 KiB of server memory per connected stream",
         figures: &[fig(
             RESULTS,
             IDLE_MEMORY,
             "sse",
             "KiB per idle connection",
-            "5.4",
+            "5.2",
         )],
     },
     Claim {
         file: "docs/comparison.md",
-        phrase: "an idle connection costs 5.3 to 6.5 KiB",
+        phrase: "an idle connection costs 5.1 to 5.9 KiB",
         figures: &[
             fig(
                 RESULTS,
                 IDLE_MEMORY,
                 "stream",
                 "KiB per idle connection",
-                "5.3",
+                "5.1",
             ),
             fig(
                 RESULTS,
                 IDLE_MEMORY,
                 "websocket",
                 "KiB per idle connection",
-                "6.5",
+                "5.9",
             ),
         ],
     },
