@@ -49,13 +49,13 @@ pub struct Setup {
 
 impl Setup {
     /// Pins when the machine has at least two cores.
-    pub fn new(server: PathBuf, server_args: Vec<String>, loadgen: PathBuf) -> Self {
+    pub fn new(server: PathBuf, server_args: Vec<String>, loadgen: PathBuf, senders: u32) -> Self {
         Setup {
             server,
             server_args,
             loadgen,
             pinned: cores() >= 2,
-            senders: 1,
+            senders,
         }
     }
 

@@ -91,8 +91,7 @@ async fn main() -> anyhow::Result<()> {
     if !cli.client_limits {
         server_args.push("--no-client-limits".to_owned());
     }
-    let mut setup = Setup::new(server, server_args, loadgen);
-    setup.senders = cli.senders;
+    let setup = Setup::new(server, server_args, loadgen, cli.senders);
     if !setup.pinned {
         eprintln!("warning: fewer than two cores; the server and loadgen are not pinned");
     }

@@ -85,7 +85,7 @@ pub async fn send_probes(
         elapsed: started.elapsed(),
     };
     for lane in lanes {
-        for (seq, stored) in lane.sent {
+        for &(seq, stored) in &lane.sent {
             let seq = seq as usize;
             if log.stored.len() <= seq {
                 // A sequence number no sender reached was not stored.
@@ -93,7 +93,7 @@ pub async fn send_probes(
             }
             log.stored[seq] = stored;
         }
-        log.errors += lane.errors;
+        log.errors += lane.sent.iter().filter(|(_, stored)| !stored).count() as u64;
         if log.first_error.is_none() {
             log.first_error = lane.first_error;
         }
@@ -115,9 +115,10 @@ struct Lane {
 
 /// What one sender did.
 struct LaneLog {
-    /// Each message it sent, and whether it was stored.
+    /// Each message it sent, and whether it was stored (if not, the send
+    /// failed after every attempt).
     sent: Vec<(u32, bool)>,
-    errors: u64,
+    /// The first of its failures.
     first_error: Option<String>,
 }
 
@@ -142,7 +143,6 @@ impl Lane {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut log = LaneLog {
             sent: Vec::new(),
-            errors: 0,
             first_error: None,
         };
         for seq in self.sequence() {
@@ -166,7 +166,6 @@ impl Lane {
                     true
                 }
                 Err(e) => {
-                    log.errors += 1;
                     log.first_error.get_or_insert(e);
                     false
                 }

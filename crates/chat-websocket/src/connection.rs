@@ -56,6 +56,9 @@ pub(crate) fn run(
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + settings.ping();
 
+        // Every wait but the select's own is boxed below (SSE and streaming
+        // box only the rare ones): what the task holds inline, every idle
+        // socket holds, and a WebSocket also carries actix-ws's channel.
         let end = loop {
             if let Some(page) = pending.take() {
                 if let Err(end) = Box::pin(deliver(&state, &mut session, &page, &backlog)).await {
@@ -95,9 +98,8 @@ pub(crate) fn run(
                         break end;
                     }
                 }
-                // The heartbeat: a ping every interval, a close after a silence
-                // (one timer for both: each is a task's worth of memory held by
-                // every idle socket).
+                // The heartbeat: a ping every interval, a close after a silence,
+                // on one timer (a second would be held by every idle socket).
                 _ = sleep_until(next_ping.min(last_heard + settings.timeout())) => {
                     if Instant::now() >= last_heard + settings.timeout() {
                         break End::Close(reason(CloseCode::Policy, "no answer to pings"));

@@ -1253,13 +1253,6 @@ where
                 }
 
                 Poll::Pending => {
-                    // chat-transports patch (actix/actix-web#2075): everything read has
-                    // been decoded: free the buffer.
-                    // (An emptied buffer may show no capacity and still hold the
-                    // allocation the decoded request was split from.)
-                    if this.read_buf.is_empty() {
-                        *this.read_buf = BytesMut::new();
-                    }
                     return Ok(false);
                 }
 
