@@ -45,17 +45,26 @@ pub struct Setup {
     pub pinned: bool,
     /// `loadgen`'s senders (`--senders`), sharing the send rate.
     pub senders: u32,
+    /// Whether subscribers that can be lean are (`loadgen --lean`).
+    pub lean: bool,
 }
 
 impl Setup {
     /// Pins when the machine has at least two cores.
-    pub fn new(server: PathBuf, server_args: Vec<String>, loadgen: PathBuf, senders: u32) -> Self {
+    pub fn new(
+        server: PathBuf,
+        server_args: Vec<String>,
+        loadgen: PathBuf,
+        senders: u32,
+        lean: bool,
+    ) -> Self {
         Setup {
             server,
             server_args,
             loadgen,
             pinned: cores() >= 2,
             senders,
+            lean,
         }
     }
 
@@ -184,6 +193,13 @@ pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyh
     if setup.senders > 1 {
         // Only then: a `loadgen` older than `--senders` still runs.
         command.args(["--senders", &setup.senders.to_string()]);
+    }
+    let leanable = matches!(
+        load.transport,
+        Transport::Sse | Transport::Stream | Transport::Websocket
+    );
+    if setup.lean && leanable {
+        command.arg("--lean");
     }
     match load.seconds {
         Some(seconds) => command.args(["--duration", &seconds.to_string()]),

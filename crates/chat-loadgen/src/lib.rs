@@ -151,6 +151,7 @@
 pub mod chaos;
 pub mod cli;
 pub mod kept;
+pub mod lean;
 pub mod limits;
 pub mod probe;
 pub mod process;

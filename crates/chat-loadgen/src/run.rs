@@ -27,10 +27,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
 use crate::cli::{Cli, SendFor};
+use crate::lean::{LeanFeed, Target};
 use crate::probe::ProbeCodec;
 use crate::report::{ProcessReport, Report};
 use crate::sender::{SenderLog, send_probes};
-use crate::subscriber::{SubscriberLog, stop_subscribers, subscribe};
+use crate::subscriber::{Feed, SubscriberLog, stop_subscribers, subscribe};
 use crate::{process, stats};
 
 /// How often the ramp-up asks the server how many clients are connected.
@@ -129,15 +130,27 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
         poll_interval: Duration::from_millis(cli.poll_interval_ms),
         ..Options::default()
     };
+    let lean = if cli.lean {
+        let targets: anyhow::Result<Vec<Target>> = bases
+            .iter()
+            .map(|base| Target::new(base, transport))
+            .collect();
+        Some(targets?)
+    } else {
+        None
+    };
     let ramp_started = Instant::now();
     let spawn_subscriber = {
         let shared = Arc::clone(&shared);
         let mut next = 0usize;
         move || {
-            let pool = &pools[next % pools.len()];
+            let i = next % pools.len();
             next += 1;
-            let sub = pool.subscribe(transport, options.clone());
-            tokio::spawn(subscribe(sub, Arc::clone(&shared), stop_rx.clone()))
+            let feed = match &lean {
+                Some(targets) => Feed::Lean(LeanFeed::new(targets[i], Cursor(start_id))),
+                None => Feed::Client(Box::new(pools[i].subscribe(transport, options.clone()))),
+            };
+            tokio::spawn(subscribe(feed, Arc::clone(&shared), stop_rx.clone()))
         }
     };
     let baselines: Vec<CountersSnapshot> = starts.iter().map(|s| s.counters).collect();

@@ -1,5 +1,6 @@
-//! The subscribers: one task each, reading its [`Subscription`] until told
-//! to stop, and logging every message of this run with its latency.
+//! The subscribers: one task each, reading its [`Feed`] (the project's
+//! [`Subscription`], or with `--lean` a [`LeanFeed`]) until told to stop,
+//! and logging every message of this run with its latency.
 //!
 //! A subscriber keeps no map of send times: each probe carries its own
 //! (see [`crate::probe`]), and every task reads the same clock
@@ -14,7 +15,34 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::timeout_at;
 
+use crate::lean::LeanFeed;
 use crate::run::Shared;
+
+/// What a subscriber reads.
+pub enum Feed {
+    /// The project's client, as an application would use it.
+    Client(Box<Subscription>),
+    /// Its own socket, parsed in place (`--lean`, SSE and streaming).
+    Lean(LeanFeed),
+}
+
+impl Feed {
+    /// The next message or notice.
+    async fn next(&mut self) -> Result<Event, String> {
+        match self {
+            Feed::Client(sub) => sub.next().await.map_err(|e| e.to_string()),
+            Feed::Lean(feed) => feed.next().await.map_err(|e| format!("{e:#}")),
+        }
+    }
+
+    /// Connections opened again after a failure or an end.
+    fn reconnects(&self) -> u64 {
+        match self {
+            Feed::Client(sub) => sub.reconnects(),
+            Feed::Lean(feed) => feed.reconnects(),
+        }
+    }
+}
 
 /// How long subscribers get to stop once told to.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,15 +69,16 @@ pub struct SubscriberLog {
     pub gap_missed: u64,
     /// Reset notices: the server's ids started again during the run.
     pub resets: u64,
-    /// Retried failures, from [`Subscription::reconnects`].
+    /// Retried failures, from [`Subscription::reconnects`] or
+    /// [`LeanFeed::reconnects`].
     pub reconnects: u64,
     /// Why the subscription ended early, if it did.
     pub error: Option<String>,
 }
 
-/// Reads one subscription until told to stop, logging this run's messages.
+/// Reads one feed until told to stop, logging this run's messages.
 pub async fn subscribe(
-    mut sub: Subscription,
+    mut sub: Feed,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> SubscriberLog {
@@ -88,7 +117,7 @@ pub async fn subscribe(
                 last_id = 0;
             }
             Err(e) => {
-                log.error = Some(e.to_string());
+                log.error = Some(e);
                 break;
             }
         }

@@ -101,3 +101,47 @@ async fn several_senders_share_the_messages_and_lose_nothing() {
     let stored = app.server.state.store.newest();
     assert_eq!(stored.0, 60, "each of the 60 messages stored once");
 }
+
+/// `loadgen --lean`: SSE, streaming and WebSocket subscribers that read
+/// their own sockets get every message once and in order, as the project's
+/// client does; the other transports are refused with a clear error.
+#[tokio::test]
+async fn lean_subscribers_lose_nothing() {
+    use clap::Parser;
+
+    let app = spawn_app().await;
+    for transport in ["sse", "stream", "websocket"] {
+        let cli = chat_loadgen::cli::Cli::parse_from([
+            "loadgen",
+            "--transport",
+            transport,
+            "--clients",
+            "3",
+            "--messages",
+            "40",
+            "--rate",
+            "200",
+            "--senders",
+            "2",
+            "--lean",
+        ]);
+        let report = chat_loadgen::run::run(&cli, std::slice::from_ref(&app.base), &[])
+            .await
+            .expect("the run");
+        assert_eq!((report.sent, report.send_errors), (40, 0), "{transport}");
+        assert_eq!(
+            (report.expected, report.received),
+            (120, 120),
+            "{transport}"
+        );
+        assert_eq!(
+            (report.lost, report.duplicated, report.out_of_order),
+            (0, 0, 0),
+            "{transport}"
+        );
+    }
+    let cli = chat_loadgen::cli::Cli::parse_from(["loadgen", "--transport", "longpoll", "--lean"]);
+    let refused = chat_loadgen::run::run(&cli, std::slice::from_ref(&app.base), &[]).await;
+    let error = format!("{:#}", refused.expect_err("long polling is not lean"));
+    assert!(error.contains("--lean reads"), "{error}");
+}
