@@ -36,6 +36,9 @@
 //!   rules ([`Backlog`]: messages behind, bytes unsent), the [`Connection`]
 //!   handle that can reset a stalled client safely, the drain on shutdown,
 //!   and [`End`], the outcome of every connection loop.
+//! - [`feed`]: the response body of SSE and HTTP streaming, which reads the
+//!   store at its own cursor when actix asks for the next chunk, and the
+//!   handle its connection's task keeps the bounds with.
 //! - [`server`]: [`AppState`], [`start`] (bind anything, including port 0 in
 //!   tests), graceful shutdown through a cancellation token that held
 //!   requests and streams listen to.
@@ -58,6 +61,7 @@ pub mod accounting;
 pub mod api;
 pub mod binary;
 pub mod config;
+pub mod feed;
 pub mod forwarded;
 pub mod limits;
 pub mod metrics;

@@ -1,10 +1,9 @@
 //! What only the streaming transports need: the slow-reader rule, the handle
-//! that can cut a connection off, and the pieces of the loop every
-//! connection task runs.
+//! that can cut a connection off, and the pieces of the loop a WebSocket's
+//! task runs.
 //!
-//! A streaming transport (SSE, WebSocket) serves each client from one task,
-//! spawned on the worker thread that owns the client's connection. Every such
-//! task has the same shape, in its crate's `connection.rs`:
+//! A WebSocket is served by one task, spawned on the worker thread that owns
+//! the client's connection, in `chat-websocket`'s `connection.rs`:
 //!
 //! ```text
 //! loop {
@@ -18,11 +17,14 @@
 //! finish(end)
 //! ```
 //!
-//! Only three things differ between transports: how an item is framed, what
-//! the client may send, and what the heartbeat is. The presence list comes
-//! from the registry ([`crate::presence::Subscriber`], whose guard the task
-//! owns, so the user goes offline however the loop ends) and is framed like
-//! any other control item.
+//! It hands each item to actix-ws's channel with [`hand_over`], which keeps
+//! the bounds below while it waits. SSE and HTTP streaming need no such
+//! loop: their response body reads the store itself ([`crate::feed`]), and
+//! their task only keeps the same bounds ([`crate::feed::FeedHandle::too_slow`]),
+//! the presence list, the heartbeat and the shutdown drain. The presence
+//! list comes from the registry ([`crate::presence::Subscriber`], whose guard
+//! the task owns, so the user goes offline however the connection ends) and
+//! is framed like any other control item.
 //!
 //! Two bounds keep a client that reads slowly, or not at all, from costing
 //! the server without limit, and both end in a reset (`End::TooSlow`) the
@@ -33,7 +35,8 @@
 //! - in **bytes** (`--max-unsent`): how much it may leave unread in the
 //!   server's memory, queued for it or in actix's write buffer. At the bound
 //!   nothing more is handed over until it reads; if it does not within
-//!   [`STALL_GRACE`], it is cut off.
+//!   [`STALL_GRACE`] (a feed: if the socket takes none of its bytes for that
+//!   long while more waits), it is cut off.
 //!
 //! On shutdown a connection first hands its client everything the store
 //! holds (every acknowledged send: see `shutdown.rs`), for at most
@@ -135,7 +138,7 @@ impl Backlog {
 
     /// Counts a reset of this connection as a slow reader, under its
     /// transport.
-    fn count_reset(&self, state: &AppState) {
+    pub(crate) fn count_reset(&self, state: &AppState) {
         if let Some(transport) = self.transport {
             Refusals::count(&state.stats.of(transport).slow_reader_disconnects);
         }
@@ -148,6 +151,13 @@ impl Backlog {
         store
             .wait_beyond(Cursor(floor.0.saturating_add(self.bound)))
             .await;
+    }
+
+    /// Whether a client that has been handed everything up to `position` is
+    /// more than the bound behind the live chat now.
+    pub(crate) fn fell_behind(&self, store: &Store, position: Cursor) -> bool {
+        let floor = position.max(self.live_from);
+        store.newest().0 > floor.0.saturating_add(self.bound)
     }
 
     /// Waits until `bytes` more fit within the byte bound; `Err` after

@@ -27,6 +27,8 @@ pub(crate) struct Wire {
     /// Bytes left in actix's write buffer after its last write: the socket
     /// (the kernel's buffer, then the client) took no more.
     pub(crate) unflushed: Cell<usize>,
+    /// Bytes the socket has taken, in all.
+    pub(crate) written: Cell<u64>,
     /// Woken when bytes move towards the client: actix took some from the
     /// body, or the socket took some.
     pub(crate) moved: Notify,
@@ -79,6 +81,7 @@ impl AsyncWrite for Wired {
         match &written {
             Poll::Ready(Ok(n)) => {
                 this.wire.unflushed.set(buf.len().saturating_sub(*n));
+                this.wire.written.set(this.wire.written.get() + *n as u64);
                 if *n > 0 {
                     this.wire.moved.notify_waiters();
                 }

@@ -1,12 +1,21 @@
-//! One SSE connection's task: deliver the pending page, then wait for news,
-//! the client or the heartbeat, and repeat. The skeleton is the same in every
-//! streaming transport (see `chat_http::streaming`); what is SSE's own is the
-//! framing (events, written as bytes, into the mailbox), the client branch
-//! (it can only hang up) and the heartbeat (a comment after a silence).
+//! One SSE connection's task. The response body reads the store itself
+//! (`chat_http::feed`): news wakes the connection actix serves, and the body
+//! hands over every pending event as one chunk. What is left for this task is
+//! what a body that is not being polled cannot do. Its skeleton is the same
+//! in every transport whose body is a feed (streaming has it too):
 //!
-//! A message's event is built once, by the first stream that needs it, and
-//! shared by every stream (`chat_store::framing`); messages pending together
-//! go into the mailbox as one chunk.
+//! ```text
+//! loop select! { the response is over          → End::Gone
+//!                the client broke a bound      → End::TooSlow
+//!                who is online changed         → push the presence list
+//!                a silence                     → push the heartbeat
+//!                shutdown                      → drain, End::ShuttingDown }
+//! finish(end)
+//! ```
+//!
+//! What is SSE's own is the framing ([`FRAMES`]: events, each message's built
+//! once and shared by every stream through `chat_store::framing`) and the
+//! heartbeat (a comment after a silence).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,126 +23,76 @@ use std::future::Future;
 use actix_web_lab::sse::{Data, Event, Sse};
 use bytes::Bytes;
 use futures_util::FutureExt;
-use tokio::sync::mpsc::Sender;
-use tokio::time::sleep;
 
+use chat_http::feed::{FeedHandle, Frames};
 use chat_http::presence::{Snapshot, Subscriber};
-use chat_http::streaming::{closing_page, hand_over, position_before};
 use chat_http::{AppState, Backlog, Connection, End};
-use chat_protocol::{Cursor, Epoch, Gap, Reset};
-use chat_store::framing::coalesce;
-use chat_store::{Framing, Page, StoredMessage};
+use chat_protocol::{Epoch, Gap, Reset};
+use chat_store::{Framing, StoredMessage};
 
-use crate::{BATCH, Settings, TRANSPORT};
+use crate::{Settings, TRANSPORT};
 
 /// SSE has no close of its own: a stream just ends.
 type Close = Infallible;
 
-/// Runs until the client goes away, falls too far behind, or the server
-/// shuts down; then ends the stream the way `end` says.
+/// How SSE writes what a feed sends.
+pub(crate) const FRAMES: Frames = Frames {
+    transport: TRANSPORT,
+    framing: Framing::SseEvent,
+    message: message_event,
+    gap: gap_event,
+    reset: reset_event,
+};
+
+/// Runs until the response is over, the client falls too far behind, or the
+/// server shuts down; then ends the stream the way `end` says.
 pub(crate) fn run(
     state: AppState,
     settings: Settings,
-    first: Page,
-    mailbox: Sender<Bytes>,
+    feed: FeedHandle,
     connection: Connection,
     presence: Subscriber,
 ) -> impl Future<Output = ()> + 'static {
     // Boxed, so the task holds its arguments once: an `async fn` keeps them
     // twice, as passed and as moved into its body (rust-lang/rust#62958).
-    let args = Box::new((state, settings, first, mailbox, connection, presence));
+    let args = Box::new((state, settings, feed, connection, presence));
     async move {
-        let (state, settings, first, mailbox, connection, mut presence) = {
+        let (state, settings, feed, connection, mut presence) = {
             let args = args; // freed at the end of this block
             *args
         };
         let backlog = Backlog::new(&state, &connection);
-        let mut epoch = first.epoch.clone();
-        let mut cursor = Cursor(0);
-        let mut pending = Some(first);
+        // Kept across the loop: a presence list or a heartbeat must not
+        // restart the slow-reader check's clock.
+        let gone = feed.gone();
+        let too_slow = feed.too_slow(&state, &backlog);
+        tokio::pin!(gone, too_slow);
 
-        let end = loop {
-            if let Some(page) = pending.take() {
-                if let Err(end) = deliver(&state, &mailbox, &page, &backlog).await {
-                    break end;
-                }
-                epoch = page.epoch;
-                cursor = page.cursor;
-            }
-
+        let end: End<Close> = loop {
             tokio::select! {
-                _ = state.store.wait_beyond_in(&epoch, cursor) => {
-                    match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
-                        Ok(page) => pending = Some(page),
-                        Err(_) => break End::Gone, // cannot happen: the cursor came from the store
-                    }
-                }
-                // The client: an SSE client never speaks, it can only hang up.
-                _ = mailbox.closed() => break End::Gone,
+                // The client went away, or the stream ended.
+                _ = &mut gone => break End::Gone,
+                // The client fell too far behind, or stopped reading.
+                end = &mut too_slow => break end,
                 // Who is online changed: the list, as a `presence` event.
-                online = presence.changed() => {
-                    let Some((event, bytes)) = presence_event(&online) else { continue };
-                    if let Err(end) = hand_over(mailbox.send(event), bytes, &state, &backlog, cursor).await {
-                        break end;
-                    }
-                }
+                online = presence.changed() => feed.push(presence_event(&online)),
                 // The heartbeat: a comment line after a silence.
-                _ = sleep(settings.keepalive()) => {
-                    let (comment, bytes) = comment_event(KEEP_ALIVE);
-                    if let Err(end) = hand_over(mailbox.send(comment), bytes, &state, &backlog, cursor).await {
-                        break end;
-                    }
-                }
-                // Shutdown: hand over what is stored (every acknowledged send),
-                // then end.
-                _ = state.shutdown.cancelled() => match Box::pin(closing_page(&state, &epoch, cursor, BATCH)).await {
-                    Some(page) => pending = Some(page),
-                    None => break End::ShuttingDown,
-                },
+                _ = feed.silent_for(settings.keepalive()) => feed.keep_alive(comment_event(KEEP_ALIVE)),
+                // Shutdown: the body hands over what is stored (every
+                // acknowledged send), then ends.
+                _ = state.shutdown.cancelled() => break Box::pin(feed.drain(&state)).await,
             }
         };
-        finish(end, mailbox, &connection);
+        finish(end, &feed, &connection);
     }
 }
 
-/// Hands a page over: the reset and gap notices if any, then its messages'
-/// events, several to a chunk when several are pending, counting each as it
-/// goes.
-async fn deliver(
-    state: &AppState,
-    mailbox: &Sender<Bytes>,
-    page: &Page,
-    backlog: &Backlog,
-) -> Result<(), End<Close>> {
-    let counters = state.stats.of(TRANSPORT);
-    let mut position = position_before(page);
-    if page.reset {
-        let (reset, bytes) = reset_event(&page.epoch);
-        hand_over(mailbox.send(reset), bytes, state, backlog, position).await?;
-    }
-    if page.missed > 0 {
-        let (gap, bytes) = gap_event(page.missed);
-        hand_over(mailbox.send(gap), bytes, state, backlog, position).await?;
-    }
-    // Each message's event is built once, by the first stream to need it;
-    // consecutive ones go over as one piece, within the byte bound.
-    let max = state.config.max_unsent;
-    for chunk in coalesce(&page.messages, Framing::SseEvent, message_event, max) {
-        let bytes = chunk.bytes.len();
-        hand_over(mailbox.send(chunk.bytes), bytes, state, backlog, position).await?;
-        for message in chunk.messages {
-            counters.delivered_message(page, message);
-            position = Cursor::after(message.id);
-        }
-    }
-    Ok(())
-}
-
-/// Ends the connection: a stream that ends cleanly sends its final chunk when
-/// the mailbox is dropped; a slow reader is reset instead.
-fn finish(end: End<Close>, mailbox: Sender<Bytes>, connection: &Connection) {
+/// Ends the connection: a stream that ends cleanly sends its final chunk; a
+/// slow reader is reset instead.
+fn finish(end: End<Close>, feed: &FeedHandle, connection: &Connection) {
     match end {
-        End::Gone | End::ShuttingDown => drop(mailbox),
+        End::Gone => {}
+        End::ShuttingDown => feed.end(),
         End::TooSlow => connection.reset(),
         End::Close(never) => match never {},
     }
@@ -148,36 +107,29 @@ fn message_event(message: &StoredMessage) -> Bytes {
     data_event(Some(&message.id.to_string()), None, &message.json)
 }
 
-/// `event: reset` with `data: {"epoch":"…"}`, and its size.
-fn reset_event(epoch: &Epoch) -> (Bytes, usize) {
+/// `event: reset` with `data: {"epoch":"…"}`.
+fn reset_event(epoch: &Epoch) -> Bytes {
     let reset = Reset {
         epoch: epoch.clone(),
     }
     .to_json();
-    sized(data_event(None, Some("reset"), reset.as_bytes()))
+    data_event(None, Some("reset"), reset.as_bytes())
 }
 
-/// `event: gap` with `data: {"missed":K}`, and its size.
-fn gap_event(missed: u64) -> (Bytes, usize) {
+/// `event: gap` with `data: {"missed":K}`.
+fn gap_event(missed: u64) -> Bytes {
     let gap = Gap { missed }.to_json();
-    sized(data_event(None, Some("gap"), gap.as_bytes()))
+    data_event(None, Some("gap"), gap.as_bytes())
 }
 
-/// `event: presence` with `data: {"users":[…]}`, and its size.
-fn presence_event(online: &Snapshot) -> Option<(Bytes, usize)> {
-    Some(sized(data_event(None, Some("presence"), &online.data)))
+/// `event: presence` with `data: {"users":[…]}`.
+fn presence_event(online: &Snapshot) -> Bytes {
+    data_event(None, Some("presence"), &online.data)
 }
 
-/// `: text`, and its size.
-fn comment_event(text: &'static str) -> (Bytes, usize) {
-    sized(encode(Event::Comment(text.into())))
-}
-
-/// An event and its size on the wire, which the byte bound of the
-/// connection (`chat_http::Backlog`) counts.
-fn sized(event: Bytes) -> (Bytes, usize) {
-    let len = event.len();
-    (event, len)
+/// `: text`.
+fn comment_event(text: &'static str) -> Bytes {
+    encode(Event::Comment(text.into()))
 }
 
 /// A data event as written: `id: …\n`, `event: …\n`, `data: …\n` and the
@@ -230,7 +182,7 @@ mod tests {
     use chat_protocol::MessageId;
 
     /// Every event is written as the event-stream format says, line breaks
-    /// in data included; the size the byte bound counts is its length.
+    /// in data included.
     #[test]
     fn events_are_written_as_the_format_says() {
         let json = r#"{"id":1234,"user":"ana","text":"h\u00e9"}"#;
@@ -247,14 +199,14 @@ mod tests {
                 format!("id: 1234\ndata: {json}\n\n"),
             ),
             (
-                reset_event(&epoch).0,
+                reset_event(&epoch),
                 "event: reset\ndata: {\"epoch\":\"abc\"}\n\n".to_owned(),
             ),
             (
-                gap_event(17).0,
+                gap_event(17),
                 "event: gap\ndata: {\"missed\":17}\n\n".to_owned(),
             ),
-            (comment_event(KEEP_ALIVE).0, ": keep-alive\n\n".to_owned()),
+            (comment_event(KEEP_ALIVE), ": keep-alive\n\n".to_owned()),
             (
                 data_event(None, None, b"one\ntwo\r\nthree\rfour"),
                 "data: one\ndata: two\ndata: three\ndata: four\n\n".to_owned(),
@@ -267,7 +219,5 @@ mod tests {
         for (ours, expected) in cases {
             assert_eq!(ours, expected.as_bytes());
         }
-        let (gap, bytes) = gap_event(17);
-        assert_eq!(bytes, gap.len());
     }
 }

@@ -61,44 +61,46 @@
 //!
 //! ## What the server holds per client
 //!
-//! An open response, a small mailbox ([`MAILBOX`] chunks of framed events,
-//! `Bytes`) between the connection's task and the response body, and the
-//! task itself, parked on
-//! the store's watch channel between messages (see `connection.rs`, which has
-//! the same skeleton as every streaming transport's: `chat_http::streaming`).
+//! An open response whose body is a feed (`chat_http::feed`): its cursor
+//! into the store, parked on the store's watch channel between messages.
+//! When actix asks for the next chunk, the body reads what the store holds
+//! after its cursor and hands it over, every pending event in one chunk.
+//! Beside it a small task (see `connection.rs`) that keeps the bounds below,
+//! the presence list and the heartbeat; under traffic it wakes about once a
+//! second, not once a message.
 //!
 //! ## Slow readers
 //!
-//! A client that stops reading stops actix from polling the response body,
-//! the mailbox fills, and the task waits. While it waits it watches how far
-//! the chat moves on: once the client is more than `--backlog` messages
-//! behind, the task resets the connection. What the mailbox and actix's write
-//! buffer hold for it is bounded in bytes too (`--max-unsent`): at the bound
-//! nothing more is handed over, and a client that leaves it unread for a few
-//! seconds is reset as well. Other clients never wait for it.
+//! A client that stops reading stops actix from polling the response body:
+//! the body's cursor stays where it is, and nothing piles up for it but what
+//! actix's write buffer holds. The task checks, every second while messages
+//! flow, how far the chat has moved on: once the client is more than
+//! `--backlog` messages behind, the task resets the connection. The bytes
+//! held for it are bounded too (`--max-unsent`): at the bound the body hands
+//! over nothing more, and a client that leaves them unread for a few seconds
+//! is reset as well. Other clients never wait for it.
 //! Its `EventSource` reconnects with `Last-Event-ID` and catches up from the
 //! store's history, losing nothing.
 //!
 //! ## Disconnects and shutdown
 //!
-//! When the client goes away the response body is dropped, the mailbox
-//! closes, and the task ends. On shutdown every stream first gets what the
+//! When the client goes away the response body is dropped, and the task
+//! ends. On shutdown every stream first gets what the
 //! store holds (every send acknowledged before), then ends cleanly (the
 //! final empty chunk is sent); the browser reconnects after `retry:` with its
 //! `Last-Event-ID` (to any server that shares the store).
 
 mod connection;
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::web::{self, Bytes, Data};
+use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use chat_http::accounting::count_bytes;
 use chat_http::api::whole_number;
+use chat_http::feed::Feed;
 use chat_http::presence;
 use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
 use chat_protocol::Cursor;
@@ -106,8 +108,6 @@ use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
 /// This crate's transport.
 pub const TRANSPORT: Transport = Transport::Sse;
-/// Events that may wait between a connection's task and its response body.
-pub const MAILBOX: usize = 16;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
 /// The shortest `retry:` a stream opens with: how long a browser waits
@@ -194,31 +194,28 @@ async fn events(
     // Read the first page here, so a bogus cursor is a 400, not a stream.
     let first = state.store.read_in(query.epoch()?.as_ref(), since, BATCH)?;
 
-    // The body: `retry:` first, then the events the connection's task
-    // writes into the mailbox, already framed (see `connection.rs`).
-    let (mailbox, events) = tokio::sync::mpsc::channel::<Bytes>(MAILBOX);
+    // The body: `retry:` first, then the store's events after the cursor,
+    // read by the body itself (see `chat_http::feed`).
     let retry = connection::retry_field(settings.retry());
-    let body = futures_util::stream::once(async move { retry })
-        .chain(futures_util::stream::unfold(
-            events,
-            |mut events| async move {
-                let event = events.recv().await?;
-                Some((event, events))
-            },
-        ))
-        .map(Ok::<_, Infallible>);
+    let (body, feed) = Feed::new(
+        &req,
+        state.get_ref().clone(),
+        connection::FRAMES,
+        first,
+        BATCH,
+        Some(retry),
+    );
     let response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header(header::ContentEncoding::Identity)
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoCache]))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(body);
+        .body(body);
     let (connection, response) = Connection::serve(&req, response);
     actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),
         settings.get_ref().clone(),
-        first,
-        mailbox,
+        feed,
         connection,
         state.presence.subscribe(user, TRANSPORT),
     ));

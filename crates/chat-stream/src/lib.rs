@@ -49,10 +49,10 @@
 //!
 //! ## What the server holds per client
 //!
-//! Exactly what SSE holds: an open response, a small mailbox ([`MAILBOX`]
-//! lines) between the connection's task and the body, and the task, parked
-//! on the store between messages (`connection.rs`, on the streaming
-//! skeleton of `chat_http::streaming`).
+//! Exactly what SSE holds: an open response whose body reads the store at
+//! its own cursor (`chat_http::feed`), parked on the store between messages,
+//! and a small task beside it for the bounds, the presence list and the
+//! heartbeat (`connection.rs`, SSE's skeleton).
 //!
 //! ## Slow readers, disconnects and shutdown
 //!
@@ -71,17 +71,15 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data};
 use actix_web::{HttpRequest, HttpResponse};
-use bytes::Bytes;
 
 use chat_http::accounting::count_bytes;
+use chat_http::feed::Feed;
 use chat_http::presence;
 use chat_http::{ApiError, AppState, Connection, Mount, Query, Transport};
 use chat_protocol::limits::DEFAULT_KEEPALIVE_S;
 
 /// This crate's transport.
 pub const TRANSPORT: Transport = Transport::Stream;
-/// Lines that may wait between a connection's task and its response body.
-pub const MAILBOX: usize = 16;
 /// Messages read from the store at a time.
 pub const BATCH: usize = 100;
 
@@ -140,11 +138,16 @@ async fn lines(
         .store
         .read_in(query.epoch()?.as_ref(), query.since()?, BATCH)?;
 
-    let (mailbox, lines) = tokio::sync::mpsc::channel::<Bytes>(MAILBOX);
-    let body = futures_util::stream::unfold(lines, |mut lines| async move {
-        let line = lines.recv().await?;
-        Some((Ok::<_, std::convert::Infallible>(line), lines))
-    });
+    // The body: the store's lines after the cursor, read by the body itself
+    // (see `chat_http::feed`).
+    let (body, feed) = Feed::new(
+        &req,
+        state.get_ref().clone(),
+        connection::FRAMES,
+        first,
+        BATCH,
+        None,
+    );
     let response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/x-ndjson"))
         .insert_header(header::CacheControl(vec![header::CacheDirective::NoCache]))
@@ -153,13 +156,12 @@ async fn lines(
             HeaderValue::from_static("identity"),
         ))
         .insert_header(("x-accel-buffering", "no"))
-        .streaming(body);
+        .body(body);
     let (connection, response) = Connection::serve(&req, response);
     actix_web::rt::spawn(connection::run(
         state.get_ref().clone(),
         settings.get_ref().clone(),
-        first,
-        mailbox,
+        feed,
         connection,
         state.presence.subscribe(user, TRANSPORT),
     ));
