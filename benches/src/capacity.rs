@@ -196,7 +196,7 @@ pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyh
     }
     let leanable = matches!(
         load.transport,
-        Transport::Sse | Transport::Stream | Transport::Websocket
+        Transport::Sse | Transport::Stream | Transport::Websocket | Transport::Longpoll
     );
     if setup.lean && leanable {
         command.arg("--lean");

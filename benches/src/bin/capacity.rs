@@ -57,9 +57,8 @@ struct Cli {
     /// Subscribers use the project's client on every transport, as before
     /// `loadgen --lean`: it costs the load generator 8 to 10 µs per
     /// delivery, so the load generator's queue then adds to the latency
-    /// measured. By default SSE, streaming and WebSocket subscribers are
-    /// lean (their own sockets, parsed in place); long polling and polling
-    /// always use the client.
+    /// measured. By default SSE, streaming, WebSocket and long-polling
+    /// subscribers are lean (their own sockets, parsed in place).
     #[arg(long)]
     full_client: bool,
     /// Seconds of sending per step.
@@ -192,8 +191,7 @@ fn section(
         setup.senders,
         if setup.senders == 1 { "" } else { "s" },
         if setup.lean {
-            "; SSE, streaming and WebSocket subscribers were lean (`loadgen --lean`: each reads \
-             its own socket), the others used the project's client"
+            "; the subscribers were lean (`loadgen --lean`: each reads its own socket)"
         } else {
             "; every subscriber used the project's client (`--full-client`)"
         },

@@ -21,7 +21,8 @@
 //! body the rare items it does not read from the store (the presence list
 //! and the keep-alive, [`FeedHandle::push`]), and on shutdown lets the body
 //! finish what the store holds ([`FeedHandle::drain`]). Under traffic the
-//! task wakes about once a [`LAG_CHECK`], not once per message.
+//! task wakes at most about once a [`LAG_CHECK`] (and once per message only
+//! when messages come slower than that).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -41,11 +41,11 @@ pub struct Cli {
     /// rate asked when one could not.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub senders: u32,
-    /// SSE and streaming subscribers read their own sockets in one task
-    /// each, without the project's client and its HTTP library: several
-    /// times cheaper per delivery, so that on a shared machine the load
-    /// generator does not add its own queue to the latency it measures.
-    /// They still check every message and resume after a cut.
+    /// SSE, streaming, WebSocket and long-polling subscribers read their
+    /// own sockets in one task each, without the project's client and its
+    /// HTTP library: cheaper per delivery, so that on a shared machine the
+    /// load generator does not add its own queue to the latency it
+    /// measures. They still check every message and resume after a cut.
     #[arg(long)]
     pub lean: bool,
     /// Send for this many seconds [default: 10].

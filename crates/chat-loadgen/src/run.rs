@@ -147,7 +147,7 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
             let i = next % pools.len();
             next += 1;
             let feed = match &lean {
-                Some(targets) => Feed::Lean(LeanFeed::new(targets[i], Cursor(start_id))),
+                Some(targets) => Feed::Lean(Box::new(LeanFeed::new(targets[i], Cursor(start_id)))),
                 None => Feed::Client(Box::new(pools[i].subscribe(transport, options.clone()))),
             };
             tokio::spawn(subscribe(feed, Arc::clone(&shared), stop_rx.clone()))

@@ -22,8 +22,8 @@ use crate::run::Shared;
 pub enum Feed {
     /// The project's client, as an application would use it.
     Client(Box<Subscription>),
-    /// Its own socket, parsed in place (`--lean`, SSE and streaming).
-    Lean(LeanFeed),
+    /// Its own socket, parsed in place (`--lean`).
+    Lean(Box<LeanFeed>),
 }
 
 impl Feed {

@@ -66,8 +66,8 @@
 //! When actix asks for the next chunk, the body reads what the store holds
 //! after its cursor and hands it over, every pending event in one chunk.
 //! Beside it a small task (see `connection.rs`) that keeps the bounds below,
-//! the presence list and the heartbeat; under traffic it wakes about once a
-//! second, not once a message.
+//! the presence list and the heartbeat; under traffic it wakes at most
+//! about once a second, not once a message.
 //!
 //! ## Slow readers
 //!

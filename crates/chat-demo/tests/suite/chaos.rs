@@ -102,15 +102,15 @@ async fn several_senders_share_the_messages_and_lose_nothing() {
     assert_eq!(stored.0, 60, "each of the 60 messages stored once");
 }
 
-/// `loadgen --lean`: SSE, streaming and WebSocket subscribers that read
-/// their own sockets get every message once and in order, as the project's
-/// client does; the other transports are refused with a clear error.
+/// `loadgen --lean`: SSE, streaming, WebSocket and long-polling subscribers
+/// that read their own sockets get every message once and in order, as the
+/// project's client does; regular polling is refused with a clear error.
 #[tokio::test]
 async fn lean_subscribers_lose_nothing() {
     use clap::Parser;
 
     let app = spawn_app().await;
-    for transport in ["sse", "stream", "websocket"] {
+    for transport in ["sse", "stream", "websocket", "longpoll"] {
         let cli = chat_loadgen::cli::Cli::parse_from([
             "loadgen",
             "--transport",
@@ -140,8 +140,8 @@ async fn lean_subscribers_lose_nothing() {
             "{transport}"
         );
     }
-    let cli = chat_loadgen::cli::Cli::parse_from(["loadgen", "--transport", "longpoll", "--lean"]);
+    let cli = chat_loadgen::cli::Cli::parse_from(["loadgen", "--transport", "polling", "--lean"]);
     let refused = chat_loadgen::run::run(&cli, std::slice::from_ref(&app.base), &[]).await;
-    let error = format!("{:#}", refused.expect_err("long polling is not lean"));
+    let error = format!("{:#}", refused.expect_err("polling is not lean"));
     assert!(error.contains("--lean reads"), "{error}");
 }

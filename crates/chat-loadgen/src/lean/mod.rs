@@ -1,5 +1,5 @@
-//! Lean subscribers (`--lean`): SSE, HTTP streaming and WebSocket read
-//! straight from their own socket, in one task each.
+//! Lean subscribers (`--lean`): SSE, HTTP streaming, WebSocket and long
+//! polling read straight from their own socket, in one task each.
 //!
 //! The project's client ([`chat_client`]) reads a stream the way an
 //! application would: `reqwest` and `hyper` behind it run the connection in
@@ -13,7 +13,9 @@
 //! A lean SSE or streaming feed writes its `GET` itself, checks the
 //! response head with `httparse`, undoes the chunked transfer coding and
 //! cuts the body into SSE events or lines; a WebSocket feed is
-//! `tokio-tungstenite` on its own socket. Each message is decoded once
+//! `tokio-tungstenite` on its own socket; a long poll sends its requests one
+//! after another on one kept-alive socket (`poll.rs`). Each message is
+//! decoded once
 //! (the client decodes a line as [`Incoming`], then the message again).
 //! Messages and notices are read with the contract's types ([`Message`],
 //! [`Gap`], [`Reset`], [`Incoming`]) and
@@ -22,13 +24,14 @@
 //! reader's cut, say), and, unlike the client, filters nothing: a message
 //! the server repeats is reported.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::{Buf, Bytes, BytesMut};
 use chat_client::{Event, Message, Transport};
-use chat_protocol::{Control, Cursor, Epoch, Gap, Incoming, Reset};
+use chat_protocol::{Control, Cursor, Epoch, Gap, Incoming, PageBody, Reset};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -36,6 +39,8 @@ use tokio::time::sleep;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+mod poll;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -54,6 +59,8 @@ enum Conn {
     Http(TcpStream),
     /// A WebSocket, read as frames.
     Ws(Box<WebSocketStream<TcpStream>>),
+    /// A kept-alive connection for long polls, one after another.
+    Poll(TcpStream),
 }
 
 /// One subscriber's SSE or streaming response, read from its own socket.
@@ -73,6 +80,8 @@ pub struct LeanFeed {
     raw: BytesMut,
     /// Body bytes not yet cut into events or lines.
     body: BytesMut,
+    /// A long poll's page, as events not handed out yet.
+    polled: VecDeque<Event>,
     /// Where the chunked decoding stands.
     chunk: Chunk,
     /// Whether a connection was ever opened.
@@ -113,9 +122,9 @@ impl Target {
         anyhow::ensure!(
             matches!(
                 transport,
-                Transport::Sse | Transport::Stream | Transport::Websocket
+                Transport::Sse | Transport::Stream | Transport::Websocket | Transport::Longpoll
             ),
-            "--lean reads SSE, streaming and WebSocket only, not {}",
+            "--lean reads SSE, streaming, WebSocket and long polling only, not {}",
             transport.as_str()
         );
         let url = reqwest::Url::parse(base).with_context(|| format!("server URL {base}"))?;
@@ -140,6 +149,7 @@ impl LeanFeed {
             socket: None,
             raw: BytesMut::with_capacity(4096),
             body: BytesMut::new(),
+            polled: VecDeque::new(),
             chunk: Chunk::Size,
             opened: false,
             reconnects: 0,
@@ -156,9 +166,13 @@ impl LeanFeed {
     /// breaks the stream, and fails after [`MAX_FAILURES`] attempts in a row.
     pub async fn next(&mut self) -> anyhow::Result<Event> {
         loop {
+            if let Some(event) = self.polled.pop_front() {
+                return Ok(event);
+            }
             if let Some(event) = self.take_event()? {
                 return Ok(event);
             }
+            let target = self.target();
             let ended = match &mut self.socket {
                 None => {
                     self.open().await?;
@@ -179,6 +193,26 @@ impl LeanFeed {
                     Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => true,
                     Some(Ok(_)) => false,
                 },
+                Some(Conn::Poll(socket)) => {
+                    let host = self.addr.to_string();
+                    match poll::page(socket, &mut self.raw, &host, &target).await {
+                        Ok(page) => {
+                            self.failures = 0;
+                            self.queue(page)?;
+                            false
+                        }
+                        Err(e) => {
+                            // A refusal, or a connection that broke: again,
+                            // after a pause, until too many in a row.
+                            self.failures += 1;
+                            if self.failures >= MAX_FAILURES {
+                                return Err(e.context(format!("{MAX_FAILURES} polls in a row")));
+                            }
+                            sleep(BACKOFF * self.failures).await;
+                            true
+                        }
+                    }
+                }
             };
             if ended {
                 // What was cut in half is asked for again from the cursor.
@@ -198,8 +232,12 @@ impl LeanFeed {
                         self.reconnects += 1;
                     }
                     self.opened = true;
+                    // A long poll's connection says nothing yet: its first
+                    // answer does.
+                    if !matches!(socket, Conn::Poll(_)) {
+                        self.failures = 0;
+                    }
                     self.socket = Some(socket);
-                    self.failures = 0;
                     return Ok(());
                 }
                 Err(e) => {
@@ -217,9 +255,9 @@ impl LeanFeed {
     async fn try_open(&mut self) -> anyhow::Result<Conn> {
         let mut socket = TcpStream::connect(self.addr).await?;
         socket.set_nodelay(true)?;
-        let mut target = format!("{}?since={}", self.transport.route(), self.cursor.0);
-        if let Some(epoch) = &self.epoch {
-            target.push_str(&format!("&epoch={epoch}"));
+        let target = self.target();
+        if self.transport == Transport::Longpoll {
+            return Ok(Conn::Poll(socket));
         }
         if self.transport == Transport::Websocket {
             let url = format!("ws://{}{target}", self.addr);
@@ -276,6 +314,44 @@ impl LeanFeed {
             }
             return Ok(Conn::Http(socket));
         }
+    }
+
+    /// The request's target: the route, the cursor, the epoch once known,
+    /// and for a long poll how long it may be held.
+    fn target(&self) -> String {
+        let mut target = format!("{}?since={}", self.transport.route(), self.cursor.0);
+        if let Some(epoch) = &self.epoch {
+            target.push_str(&format!("&epoch={epoch}"));
+        }
+        if self.transport == Transport::Longpoll {
+            target.push_str(&format!("&wait_s={}", poll::WAIT_S));
+        }
+        target
+    }
+
+    /// A long poll's page as events (a reset, a gap, then its messages);
+    /// the cursor moves to the page's at once, since no poll goes out
+    /// before they are all handed out.
+    fn queue(&mut self, page: PageBody) -> anyhow::Result<()> {
+        if let Some(epoch) = page.epoch {
+            if page.reset {
+                self.polled.push_back(Event::Reset {
+                    epoch: epoch.clone(),
+                });
+            }
+            self.epoch = Some(epoch);
+        }
+        if page.missed > 0 {
+            self.polled.push_back(Event::Gap {
+                missed: page.missed,
+            });
+        }
+        for raw in &page.messages {
+            let raw = Bytes::copy_from_slice(raw.get().as_bytes());
+            self.polled.push_back(message(raw)?);
+        }
+        self.cursor = page.cursor;
+        Ok(())
     }
 
     /// Moves what has arrived of the body from `raw` to `body`; `true` once
