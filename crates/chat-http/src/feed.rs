@@ -10,7 +10,8 @@
 //! built once and shared by every connection, `chat_store::framing`), and
 //! hands over everything pending as one chunk, within the byte bound. News
 //! in the store wakes the connection actix is serving directly, so a
-//! delivery is one task woken, one read of the store and one `send`.
+//! delivery is one task woken and one `send` (and two reads of the store:
+//! the one that finds the message, and the one that finds nothing more).
 //!
 //! What a body cannot do is act while it is not asked for anything, and a
 //! client that stops reading is exactly that: actix stops polling a body
@@ -38,7 +39,7 @@ use actix_web::HttpRequest;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use tokio::sync::Notify;
-use tokio::time::{Instant, sleep, sleep_until, timeout, timeout_at};
+use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_util::sync::ReusableBoxFuture;
 
 use chat_protocol::{Cursor, Epoch, MessageId, Transport};
@@ -87,6 +88,8 @@ struct Shared {
     held: Cell<bool>,
     /// The socket's unwritten bytes, for the byte bound.
     wire: Rc<Wire>,
+    /// Whether `wire` is the connection's (a test's own server has none).
+    watched: bool,
     /// On shutdown: the body ends once it has handed over this far.
     drain_to: Cell<Option<Cursor>>,
     /// The body ends at its next poll.
@@ -154,7 +157,8 @@ impl Feed {
     ) -> (Feed, FeedHandle) {
         // A server started without `start` (a test's own) has no watched
         // socket: the byte bound then never holds anything.
-        let wire = req.conn_data::<Rc<Wire>>().cloned().unwrap_or_default();
+        let watched = req.conn_data::<Rc<Wire>>().cloned();
+        let wire = watched.clone().unwrap_or_default();
         let shared = Rc::new(Shared {
             epoch: RefCell::new(first.epoch.clone()),
             position: Cell::new(crate::streaming::position_before(&first)),
@@ -163,6 +167,7 @@ impl Feed {
             last_item: Cell::new(Instant::now()),
             held: Cell::new(false),
             wire,
+            watched: watched.is_some(),
             drain_to: Cell::new(None),
             end: Cell::new(false),
             gone: Cell::new(false),
@@ -331,6 +336,7 @@ impl MessageBody for Feed {
             let unsent = this.shared.wire.unflushed.get();
             if unsent > 0 && unsent + item.bytes.len() > this.state.config.max_unsent {
                 this.shared.held.set(true);
+                *this.shared.waker.borrow_mut() = Some(cx.waker().clone());
                 // Registered before this poll returns, and nothing runs in
                 // between: a move of the socket's bytes is not missed.
                 let moved = this.moved.get_or_insert_with(|| {
@@ -349,6 +355,12 @@ impl MessageBody for Feed {
             this.moved = None;
             if let Some(item) = this.ready.take() {
                 this.handed(&item);
+                // actix may ask for more before it writes: until its next
+                // write says what is left, what it was handed counts too.
+                if this.shared.watched {
+                    let wire = &this.shared.wire;
+                    wire.unflushed.set(wire.unflushed.get() + item.bytes.len());
+                }
                 return Poll::Ready(Some(Ok(item.bytes)));
             }
         }
@@ -391,10 +403,11 @@ impl FeedHandle {
     pub async fn silent_for(&self, quiet: Duration) {
         loop {
             let due = self.shared.last_item.get() + quiet;
-            if Instant::now() >= due {
+            // Awaited even when due: a task never loops here without yielding.
+            sleep_until(due).await;
+            if Instant::now() >= self.shared.last_item.get() + quiet {
                 return;
             }
-            sleep_until(due).await;
         }
     }
 
@@ -459,7 +472,7 @@ impl FeedHandle {
         if acked > self.shared.position.get() {
             let epoch = self.shared.epoch.borrow().clone();
             let last = Cursor::before(MessageId(acked.0));
-            let _ = timeout(DRAIN_GRACE, state.store.wait_beyond_in(&epoch, last)).await;
+            let _ = timeout_at(deadline, state.store.wait_beyond_in(&epoch, last)).await;
         }
         self.shared.drain_to.set(Some(state.store.newest()));
         self.shared.wake_body();

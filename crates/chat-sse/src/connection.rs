@@ -93,7 +93,12 @@ fn finish(end: End<Close>, feed: &FeedHandle, connection: &Connection) {
     match end {
         End::Gone => {}
         End::ShuttingDown => feed.end(),
-        End::TooSlow => connection.reset(),
+        // Over HTTP/2 there is no socket of its own to reset: the body ends
+        // the next time it is asked for anything.
+        End::TooSlow => {
+            connection.reset();
+            feed.end();
+        }
         End::Close(never) => match never {},
     }
 }

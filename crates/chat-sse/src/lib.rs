@@ -125,7 +125,7 @@ pub const DEFAULT_RETRY_MAX_MS: u64 = 5_000;
 #[command(next_help_heading = "Server-sent events")]
 pub struct Settings {
     /// Seconds of silence after which an SSE stream sends a keep-alive comment.
-    #[arg(id = "sse_keepalive", long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
+    #[arg(id = "sse_keepalive", long = "sse-keepalive", env = "CHAT_SSE_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S, value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_s: u64,
     /// Shortest `retry:` (milliseconds) a stream tells its browser to wait
     /// before reconnecting; each stream gets a random one between this and
@@ -151,7 +151,9 @@ impl Default for Settings {
 impl Settings {
     /// The keep-alive interval.
     pub fn keepalive(&self) -> Duration {
-        Duration::from_secs(self.keepalive_s)
+        // At least a second, even for settings built in code: a zero
+        // interval would be a keep-alive in a loop.
+        Duration::from_secs(self.keepalive_s.max(1))
     }
 
     /// A stream's `retry:`: uniform in `--sse-retry-min..=--sse-retry-max`.
@@ -236,4 +238,24 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<Cursor>, ApiError> {
             name: "Last-Event-ID",
             reason: format!("must be a message id, got {value:?}"),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// The flags alone, as a binary would read them.
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        sse: super::Settings,
+    }
+
+    /// A keep-alive of 0 s is refused: it would send keep-alives in a loop.
+    #[test]
+    fn a_zero_keepalive_is_refused() {
+        assert!(Flags::try_parse_from(["sse", "--sse-keepalive", "0"]).is_err());
+        let flags = Flags::try_parse_from(["sse", "--sse-keepalive", "1"]).expect("1 s is fine");
+        assert_eq!(flags.sse.keepalive(), std::time::Duration::from_secs(1));
+    }
 }

@@ -89,7 +89,7 @@ pub const BATCH: usize = 100;
 #[command(next_help_heading = "HTTP streaming")]
 pub struct Settings {
     /// Seconds of silence after which a stream sends a `{"type":"ping"}` line.
-    #[arg(id = "stream_keepalive", long = "stream-keepalive", env = "CHAT_STREAM_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S)]
+    #[arg(id = "stream_keepalive", long = "stream-keepalive", env = "CHAT_STREAM_KEEPALIVE", default_value_t = DEFAULT_KEEPALIVE_S, value_parser = clap::value_parser!(u64).range(1..))]
     pub keepalive_s: u64,
 }
 
@@ -104,7 +104,9 @@ impl Default for Settings {
 impl Settings {
     /// The keep-alive interval.
     pub fn keepalive(&self) -> Duration {
-        Duration::from_secs(self.keepalive_s)
+        // At least a second, even for settings built in code: a zero
+        // interval would be a keep-alive in a loop.
+        Duration::from_secs(self.keepalive_s.max(1))
     }
 }
 
