@@ -42,13 +42,12 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 use tokio_util::sync::ReusableBoxFuture;
 
-use chat_protocol::{Cursor, Epoch, MessageId, Transport};
+use chat_protocol::{Cursor, Epoch, Transport};
 use chat_store::framing::coalesce;
 use chat_store::{Framing, Page, StoredMessage};
 
 use crate::AppState;
-use crate::stats::Refusals;
-use crate::streaming::{Backlog, DRAIN_GRACE, End, STALL_GRACE};
+use crate::streaming::{Backlog, End, STALL_GRACE, await_last_acked, drain_deadline};
 use crate::wire::Wire;
 
 /// While messages flow, how often a connection's task checks that its
@@ -440,9 +439,7 @@ impl FeedHandle {
             sleep(LAG_CHECK).await;
             let position = self.shared.position.get();
             if backlog.fell_behind(&state.store, position) {
-                backlog.count_reset(state);
-                tracing::warn!(%position, backlog = state.config.backlog, "client too slow; resetting");
-                return End::TooSlow;
+                return backlog.too_far_behind(state, position);
             }
             let more = self.shared.held.get() || position < state.store.newest();
             let stuck = wire.unflushed.get() > 0 && wire.written.get() == written && more;
@@ -452,28 +449,18 @@ impl FeedHandle {
             }
             let since = *stalled_since.get_or_insert(checked);
             if since.elapsed() >= STALL_GRACE {
-                Refusals::count(&state.stats.refused.stalled);
-                backlog.count_reset(state);
-                let unsent = wire.unflushed.get();
-                tracing::warn!(%position, unsent, max_unsent = state.config.max_unsent, "client stalled; resetting");
-                return End::TooSlow;
+                return backlog.stalled(state, position, wire.unflushed.get());
             }
         }
     }
 
     /// Once shutdown has begun: lets the body hand over everything the
     /// store holds (every acknowledged send), then end; returns once it
-    /// has, or [`DRAIN_GRACE`] after the send gate closed.
+    /// has, or [`DRAIN_GRACE`](crate::streaming::DRAIN_GRACE) after the send gate closed.
     pub async fn drain<C>(&self, state: &AppState) -> End<C> {
-        let deadline = state.sends.closed_at().unwrap_or_else(Instant::now) + DRAIN_GRACE;
-        // A shared log reaches this process's store a moment after it
-        // answered the send: wait for the last acknowledged one, briefly.
-        let acked = state.sends.last_acked();
-        if acked > self.shared.position.get() {
-            let epoch = self.shared.epoch.borrow().clone();
-            let last = Cursor::before(MessageId(acked.0));
-            let _ = timeout_at(deadline, state.store.wait_beyond_in(&epoch, last)).await;
-        }
+        let deadline = drain_deadline(state);
+        let epoch = self.shared.epoch.borrow().clone();
+        await_last_acked(state, &epoch, self.shared.position.get(), deadline).await;
         self.shared.drain_to.set(Some(state.store.newest()));
         self.shared.wake_body();
         let _ = timeout_at(deadline, self.gone()).await;

@@ -54,7 +54,7 @@ use std::time::Duration;
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
-use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tokio::time::{Instant, sleep_until, timeout_at};
 
 use chat_protocol::{Cursor, Epoch, MessageId, Transport};
 use chat_store::{Page, Store};
@@ -138,26 +138,45 @@ impl Backlog {
 
     /// Counts a reset of this connection as a slow reader, under its
     /// transport.
-    pub(crate) fn count_reset(&self, state: &AppState) {
+    fn count_reset(&self, state: &AppState) {
         if let Some(transport) = self.transport {
             Refusals::count(&state.stats.of(transport).slow_reader_disconnects);
         }
     }
 
+    /// The newest message a client that has been handed everything up to
+    /// `position` may see stored without being too far behind.
+    fn limit(&self, position: Cursor) -> Cursor {
+        let floor = position.max(self.live_from);
+        Cursor(floor.0.saturating_add(self.bound))
+    }
+
     /// Resolves once a client that has been handed everything up to
     /// `position` is more than the bound behind the live chat.
     pub async fn exceeded(&self, store: &Store, position: Cursor) {
-        let floor = position.max(self.live_from);
-        store
-            .wait_beyond(Cursor(floor.0.saturating_add(self.bound)))
-            .await;
+        store.wait_beyond(self.limit(position)).await;
     }
 
     /// Whether a client that has been handed everything up to `position` is
     /// more than the bound behind the live chat now.
     pub(crate) fn fell_behind(&self, store: &Store, position: Cursor) -> bool {
-        let floor = position.max(self.live_from);
-        store.newest().0 > floor.0.saturating_add(self.bound)
+        store.newest() > self.limit(position)
+    }
+
+    /// The end of a client more than the bound behind: counted and logged.
+    pub(crate) fn too_far_behind<C>(&self, state: &AppState, position: Cursor) -> End<C> {
+        self.count_reset(state);
+        tracing::warn!(%position, backlog = self.bound, "client too slow; resetting");
+        End::TooSlow
+    }
+
+    /// The end of a client that left `unsent` bytes unread past the byte
+    /// bound for [`STALL_GRACE`]: counted and logged.
+    pub(crate) fn stalled<C>(&self, state: &AppState, position: Cursor, unsent: usize) -> End<C> {
+        Refusals::count(&state.stats.refused.stalled);
+        self.count_reset(state);
+        tracing::warn!(%position, unsent, max_unsent = self.max_unsent, "client stalled; resetting");
+        End::TooSlow
     }
 
     /// Waits until `bytes` more fit within the byte bound; `Err` after
@@ -229,10 +248,7 @@ async fn wait_to_hand_over<C, E>(
 ) -> Result<(), End<C>> {
     let queued = async {
         if let Err(Stalled { unsent }) = backlog.room_for(bytes).await {
-            Refusals::count(&state.stats.refused.stalled);
-            backlog.count_reset(state);
-            tracing::warn!(%position, unsent, max_unsent = backlog.max_unsent, "client stalled; resetting");
-            return Err(End::TooSlow);
+            return Err(backlog.stalled(state, position, unsent));
         }
         send.await.map_err(|_| End::Gone)?;
         backlog.flow.handed(bytes);
@@ -243,11 +259,7 @@ async fn wait_to_hand_over<C, E>(
         // the queue was still there and full.
         biased;
         queued = queued => queued,
-        _ = backlog.exceeded(&state.store, position) => {
-            backlog.count_reset(state);
-            tracing::warn!(%position, backlog = state.config.backlog, "client too slow; resetting");
-            Err(End::TooSlow)
-        }
+        _ = backlog.exceeded(&state.store, position) => Err(backlog.too_far_behind(state, position)),
         _ = drain_over(state) => Err(End::ShuttingDown),
     }
 }
@@ -256,8 +268,30 @@ async fn wait_to_hand_over<C, E>(
 /// if the shutdown token was cancelled alone).
 async fn drain_over(state: &AppState) {
     state.shutdown.cancelled().await;
-    let from = state.sends.closed_at().unwrap_or_else(Instant::now);
-    sleep_until(from + DRAIN_GRACE).await;
+    sleep_until(drain_deadline(state)).await;
+}
+
+/// Once shutdown has begun: when draining is over, [`DRAIN_GRACE`] after the
+/// send gate closed (or after now, if the shutdown token was cancelled alone).
+pub(crate) fn drain_deadline(state: &AppState) -> Instant {
+    state.sends.closed_at().unwrap_or_else(Instant::now) + DRAIN_GRACE
+}
+
+/// Once shutdown has begun, for a connection that has handed over up to
+/// `cursor`: waits, until `deadline` at most, for the last acknowledged send
+/// to reach this process's store (a shared log delivers it a moment after the
+/// send was answered).
+pub(crate) async fn await_last_acked(
+    state: &AppState,
+    epoch: &Epoch,
+    cursor: Cursor,
+    deadline: Instant,
+) {
+    let acked = state.sends.last_acked();
+    if acked > cursor {
+        let last = Cursor::before(MessageId(acked.0));
+        let _ = timeout_at(deadline, state.store.wait_beyond_in(epoch, last)).await;
+    }
 }
 
 /// Once shutdown has begun: the next page of at most `limit` messages that a
@@ -271,13 +305,7 @@ pub async fn closing_page(
     cursor: Cursor,
     limit: usize,
 ) -> Option<Page> {
-    // A shared log reaches this process's store a moment after it answered
-    // the send: wait for the last acknowledged one, briefly.
-    let acked = state.sends.last_acked();
-    if acked > cursor {
-        let last = Cursor::before(MessageId(acked.0));
-        let _ = timeout(DRAIN_GRACE, state.store.wait_beyond_in(epoch, last)).await;
-    }
+    await_last_acked(state, epoch, cursor, Instant::now() + DRAIN_GRACE).await;
     let page = state.store.read_in(Some(epoch), Some(cursor), limit).ok()?;
     (!page.messages.is_empty() || page.missed > 0 || page.reset).then_some(page)
 }

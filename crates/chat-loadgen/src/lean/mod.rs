@@ -40,10 +40,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+mod head;
 mod poll;
-
-/// Largest response head accepted.
-const MAX_HEAD: usize = 16 * 1024;
 /// Connection attempts in a row that may fail before the feed gives up.
 pub const MAX_FAILURES: u32 = 20;
 /// Pause before a reconnect, times the failures so far.
@@ -282,33 +280,23 @@ impl LeanFeed {
             if socket.read_buf(&mut self.raw).await? == 0 {
                 bail!("the server closed the connection before answering");
             }
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut head = httparse::Response::new(&mut headers);
-            let httparse::Status::Complete(len) = head.parse(&self.raw)? else {
-                anyhow::ensure!(
-                    self.raw.len() < MAX_HEAD,
-                    "response head over {MAX_HEAD} bytes"
-                );
+            let Some(head) = head::parse(&self.raw)? else {
                 continue;
             };
-            if head.code != Some(200) {
+            if head.status != 200 {
                 bail!(
-                    "{} answered {:?}: {}",
+                    "{} answered {}: {}",
                     self.transport.route(),
-                    head.code,
-                    String::from_utf8_lossy(&self.raw[len..])
+                    head.status,
+                    String::from_utf8_lossy(&self.raw[head.len..])
                 );
             }
-            let chunked = head.headers.iter().any(|h| {
-                h.name.eq_ignore_ascii_case("transfer-encoding")
-                    && String::from_utf8_lossy(h.value).contains("chunked")
-            });
-            self.chunk = if chunked {
+            self.chunk = if head.chunked {
                 Chunk::Size
             } else {
                 Chunk::Unframed
             };
-            self.raw.advance(len);
+            self.raw.advance(head.len);
             if self.dechunk()? {
                 bail!("the stream ended as it opened");
             }

@@ -7,7 +7,7 @@ use chat_protocol::PageBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::MAX_HEAD;
+use super::head;
 
 /// How long the server may hold each poll, in seconds (the contract's
 /// default).
@@ -23,47 +23,30 @@ pub(super) async fn page(
 ) -> anyhow::Result<PageBody> {
     let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
     socket.write_all(request.as_bytes()).await?;
-    let (head_len, status, body_len) = loop {
-        if let Some(head) = head(raw)? {
+    let head = loop {
+        if let Some(head) = head::parse(raw)? {
             break head;
         }
         if socket.read_buf(raw).await? == 0 {
             bail!("the server closed the connection");
         }
     };
-    raw.advance(head_len);
+    let body_len = head
+        .content_length
+        .context("an answer without content-length")?;
+    raw.advance(head.len);
     while raw.len() < body_len {
         if socket.read_buf(raw).await? == 0 {
             bail!("the server closed the connection in the middle of an answer");
         }
     }
     let body = raw.split_to(body_len);
-    if status != 200 {
+    if head.status != 200 {
         bail!(
-            "{target} answered {status}: {}",
+            "{target} answered {}: {}",
+            head.status,
             String::from_utf8_lossy(&body)
         );
     }
     serde_json::from_slice(&body).context("a page's JSON")
-}
-
-/// The length of a complete response head at the start of `raw`, its status
-/// and its body's length; `None` while the head is incomplete.
-fn head(raw: &[u8]) -> anyhow::Result<Option<(usize, u16, usize)>> {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(len) = response.parse(raw)? else {
-        anyhow::ensure!(raw.len() < MAX_HEAD, "response head over {MAX_HEAD} bytes");
-        return Ok(None);
-    };
-    let length = response
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .context("an answer without content-length")?;
-    let length = std::str::from_utf8(length.value)?
-        .trim()
-        .parse()
-        .context("content-length")?;
-    Ok(Some((len, response.code.unwrap_or(0), length)))
 }
