@@ -194,11 +194,7 @@ pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyh
         // Only then: a `loadgen` older than `--senders` still runs.
         command.args(["--senders", &setup.senders.to_string()]);
     }
-    let leanable = matches!(
-        load.transport,
-        Transport::Sse | Transport::Stream | Transport::Websocket | Transport::Longpoll
-    );
-    if setup.lean && leanable {
+    if setup.lean && chat_loadgen::lean::reads(load.transport) {
         command.arg("--lean");
     }
     match load.seconds {

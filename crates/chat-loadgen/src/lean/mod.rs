@@ -103,6 +103,14 @@ enum Chunk {
     Unframed,
 }
 
+/// Whether a lean feed reads `transport` (every one but regular polling).
+pub fn reads(transport: Transport) -> bool {
+    matches!(
+        transport,
+        Transport::Sse | Transport::Stream | Transport::Websocket | Transport::Longpoll
+    )
+}
+
 /// Where a lean feed connects, and for which transport: checked once,
 /// before any subscriber starts.
 #[derive(Debug, Clone, Copy)]
@@ -118,10 +126,7 @@ impl Target {
     /// must be SSE, streaming or WebSocket.
     pub fn new(base: &str, transport: Transport) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            matches!(
-                transport,
-                Transport::Sse | Transport::Stream | Transport::Websocket | Transport::Longpoll
-            ),
+            reads(transport),
             "--lean reads SSE, streaming, WebSocket and long polling only, not {}",
             transport.as_str()
         );
