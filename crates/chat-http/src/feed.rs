@@ -21,9 +21,12 @@
 //! ([`FeedHandle::too_slow`], the rules of [`crate::Backlog`]), hands the
 //! body the rare items it does not read from the store (the presence list
 //! and the keep-alive, [`FeedHandle::push`]), and on shutdown lets the body
-//! finish what the store holds ([`FeedHandle::drain`]). Under traffic the
-//! task wakes at most about once a [`LAG_CHECK`] (and once per message only
-//! when messages come slower than that).
+//! finish what the store holds ([`FeedHandle::drain`]). While the client
+//! keeps up the task does not wake at all, whatever the traffic: it waits
+//! for the socket to report a write that left bytes behind
+//! (`Wire::backed_up`), and only then checks every [`LAG_CHECK`]. (It used
+//! to wait for news in the store, which woke every connection's task along
+//! with its body, all on the same message, about once a second.)
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -430,9 +433,19 @@ impl FeedHandle {
         loop {
             if wire.unflushed.get() == 0 {
                 stalled_since = None;
-                let epoch = self.shared.epoch.borrow().clone();
-                let position = self.shared.position.get();
-                state.store.wait_beyond_in(&epoch, position).await;
+                if self.shared.watched {
+                    // Bytes left behind by a write come before any lag:
+                    // while the client keeps up, this task sleeps.
+                    while wire.unflushed.get() == 0 {
+                        wire.backed_up.notified().await;
+                    }
+                } else {
+                    // No socket to watch (a test's own server): every
+                    // message is a reason to look.
+                    let epoch = self.shared.epoch.borrow().clone();
+                    let position = self.shared.position.get();
+                    state.store.wait_beyond_in(&epoch, position).await;
+                }
             }
             let checked = Instant::now();
             let written = wire.written.get();

@@ -32,6 +32,10 @@ pub(crate) struct Wire {
     /// Woken when bytes move towards the client: actix took some from the
     /// body, or the socket took some.
     pub(crate) moved: Notify,
+    /// Woken when a write leaves bytes behind: the first sign of a client
+    /// that does not keep up (a connection's task waits for it, so that a
+    /// client that keeps up never wakes the task).
+    pub(crate) backed_up: Notify,
 }
 
 /// An accepted TCP connection that notes how much of what actix writes the
@@ -80,13 +84,20 @@ impl AsyncWrite for Wired {
         let written = Pin::new(&mut this.io).poll_write(cx, buf);
         match &written {
             Poll::Ready(Ok(n)) => {
-                this.wire.unflushed.set(buf.len().saturating_sub(*n));
+                let left = buf.len().saturating_sub(*n);
+                this.wire.unflushed.set(left);
                 this.wire.written.set(this.wire.written.get() + *n as u64);
                 if *n > 0 {
                     this.wire.moved.notify_waiters();
                 }
+                if left > 0 {
+                    this.wire.backed_up.notify_waiters();
+                }
             }
-            Poll::Pending => this.wire.unflushed.set(buf.len()),
+            Poll::Pending => {
+                this.wire.unflushed.set(buf.len());
+                this.wire.backed_up.notify_waiters();
+            }
             Poll::Ready(Err(_)) => {}
         }
         written
