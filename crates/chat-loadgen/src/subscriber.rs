@@ -84,11 +84,15 @@ pub async fn subscribe(
 ) -> SubscriberLog {
     let mut log = SubscriberLog::default();
     let mut last_id = 0;
+    // One wait for the whole run: a new one per message would register
+    // with the channel and leave it again for every delivery.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let event = tokio::select! {
             biased;
             // A change, or the sender gone: either way, stop.
-            _ = stop.changed() => break,
+            _ = &mut stopped => break,
             event = sub.next() => event,
         };
         match event {
