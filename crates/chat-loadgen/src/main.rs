@@ -9,8 +9,21 @@ use chat_loadgen::cli::{Cli, loopback_bases};
 use chat_loadgen::{chaos, limits, run, server};
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
+    // Pinned to one core (`taskset -c 1`, as `capacity` runs it), the load
+    // generator runs every subscriber on the thread that calls it: a
+    // multi-threaded runtime would add a second thread and the atomics of
+    // work stealing to every delivery, with no second core to use.
+    let runtime = match std::thread::available_parallelism().map(|n| n.get()) {
+        Ok(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run_loadgen())
+}
+
+async fn run_loadgen() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // Checked first, so that a wrong --url fails before anything starts.
     let urls = loopback_bases(&cli.urls)?;
