@@ -265,13 +265,13 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/longpoll.md",
-        phrase: "5.7 KiB per held long poll",
+        phrase: "5.5 KiB per held long poll",
         figures: &[fig(
             RESULTS,
             IDLE_MEMORY,
             "longpoll",
             "KiB per idle connection",
-            "5.7",
+            "5.5",
         )],
     },
     Claim {
@@ -345,14 +345,14 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/comparison.md",
-        phrase: "an idle connection costs 4.3 to 5.9 KiB",
+        phrase: "an idle connection costs 4.2 to 5.9 KiB",
         figures: &[
             fig(
                 RESULTS,
                 IDLE_MEMORY,
                 "stream",
                 "KiB per idle connection",
-                "4.3",
+                "4.2",
             ),
             fig(
                 RESULTS,
