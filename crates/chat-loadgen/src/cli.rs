@@ -15,6 +15,12 @@ use crate::chaos::ChaosSettings;
 
 /// The server `--url` points at unless told otherwise (`cargo run`'s address).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// `--settle-ms`: at 1,000 subscribers and 100 messages a second, sending
+/// at once made the first 20 or so fan-outs take about 12 ms instead of
+/// 7.5, and put more than a quarter of the first half second's deliveries
+/// over 10 ms (docs/measurements.md, "A second of quiet before the first
+/// send").
+pub const DEFAULT_SETTLE_MS: u64 = 1000;
 /// How long the sender runs when neither `--duration` nor `--messages` is
 /// given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -90,6 +96,11 @@ pub struct Cli {
     /// Seconds to wait, after the last send, for every delivery.
     #[arg(long, default_value_t = 10)]
     pub drain_timeout: u64,
+    /// Milliseconds to wait, once every subscriber is connected, before the
+    /// first send: the connections' setup (on both sides, and in the
+    /// kernel) then does not overlap the messages whose latency is measured.
+    #[arg(long, default_value_t = DEFAULT_SETTLE_MS)]
+    pub settle_ms: u64,
     /// Chaos mode: `--clients` subscribers on *every* transport, whose
     /// connections are closed or reset at random moments and resume from
     /// their cursor; passes only if every subscriber saw every message once,

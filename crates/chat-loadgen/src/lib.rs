@@ -72,8 +72,10 @@
 //!   its sequence number and its send time (`loadgen RUN SEQ SENT_US`), so
 //!   other traffic on the same server is ignored.
 //! - [`run`]: the run itself: ramp up at `--connect-rate` until the server
-//!   counts every subscriber, send, drain (wait for every delivery, up to
-//!   `--drain-timeout`), stop, count.
+//!   counts every subscriber, wait `--settle-ms` (a second) so that the
+//!   connections' setup is over, send, drain (wait for every delivery, up
+//!   to `--drain-timeout`), stop, count. Pinned to one core, the whole load
+//!   generator runs on one thread.
 //! - [`sender`]: the senders, each one message at a time at its share of
 //!   `--rate`, taking turns, retried under the same `client_msg_id`.
 //! - [`subscriber`]: one task per subscriber, logging this run's messages

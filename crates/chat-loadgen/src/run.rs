@@ -157,6 +157,8 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     let (tasks, connected) =
         ramp_up(cli, transport, &controls, &baselines, spawn_subscriber).await?;
     let ramp_time = ramp_started.elapsed();
+    // Said once settled: `capacity` starts its CPU window at this line.
+    sleep(Duration::from_millis(cli.settle_ms)).await;
     println!(
         "{connected} of {} connected in {:.1} s",
         cli.clients,
