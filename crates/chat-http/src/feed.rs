@@ -8,10 +8,12 @@
 //! and when actix asks it for the next chunk it reads the store after the
 //! last message it handed over, frames what it finds (each message's bytes
 //! built once and shared by every connection, `chat_store::framing`), and
-//! hands over everything pending as one chunk, within the byte bound. News
-//! in the store wakes the connection actix is serving directly, so a
-//! delivery is one task woken and one `send` (and two reads of the store:
-//! the one that finds the message, and the one that finds nothing more).
+//! hands over everything pending as one chunk, within the byte bound. With
+//! nothing to send it parks its waker in the store's list
+//! ([`chat_store::Store::poll_beyond_in`]), so news wakes the connection
+//! actix is serving directly, and a delivery is one task woken and one
+//! `send` (and two reads of the store: the one that finds the message, and
+//! the one that finds nothing more).
 //!
 //! What a body cannot do is act while it is not asked for anything, and a
 //! client that stops reading is exactly that: actix stops polling a body
@@ -43,7 +45,6 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
-use tokio_util::sync::ReusableBoxFuture;
 
 use chat_protocol::{Cursor, Epoch, Transport};
 use chat_store::framing::coalesce;
@@ -103,6 +104,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Keeps the body's waker for the task's pushes (a clone only when it
+    /// is another task's: actix polls a body from the same task each time).
+    fn keep_waker(&self, waker: &Waker) {
+        let mut kept = self.waker.borrow_mut();
+        if !kept.as_ref().is_some_and(|k| k.will_wake(waker)) {
+            *kept = Some(waker.clone());
+        }
+    }
+
     /// Wakes the body if it waits.
     fn wake_body(&self) {
         if let Some(waker) = self.waker.borrow_mut().take() {
@@ -138,10 +148,9 @@ pub struct Feed {
     items: VecDeque<Item>,
     /// An item held back by the byte bound.
     ready: Option<Item>,
-    /// Waiting for news in the store: one allocation, reused for every
-    /// wait (`armed` while it holds a wait not yet over).
-    news: Option<ReusableBoxFuture<'static, ()>>,
-    armed: bool,
+    /// The round of the store's list of waiting bodies this body parked
+    /// in, while it waits for news ([`chat_store::Store::poll_beyond_in`]).
+    parked: Option<u64>,
     /// Waiting for the socket to take bytes (rare: a slow client).
     moved: Option<Wait>,
 }
@@ -185,8 +194,7 @@ impl Feed {
             page: None,
             items: VecDeque::new(),
             ready: None,
-            news: None,
-            armed: false,
+            parked: None,
             moved: None,
         };
         (feed, FeedHandle { shared })
@@ -221,7 +229,6 @@ impl Feed {
                 self.shared.position.set(page.cursor);
                 return None;
             }
-            self.armed = false;
             fill(
                 &mut self.items,
                 &page,
@@ -311,26 +318,16 @@ impl MessageBody for Feed {
                     return Poll::Ready(None);
                 }
                 // Nothing to send: wait for news, or for the task.
-                *this.shared.waker.borrow_mut() = Some(cx.waker().clone());
-                if !this.armed {
-                    let store = this.state.store.clone();
-                    let epoch = this.shared.epoch.borrow().clone();
-                    let at = this.shared.position.get();
-                    let wait = async move { store.wait_beyond_in(&epoch, at).await };
-                    match &mut this.news {
-                        Some(news) => news.set(wait),
-                        None => this.news = Some(ReusableBoxFuture::new(wait)),
-                    }
-                    this.armed = true;
-                }
-                // Set just above.
-                let Some(news) = &mut this.news else { continue };
-                match news.poll(cx) {
+                this.shared.keep_waker(cx.waker());
+                let news = this.state.store.poll_beyond_in(
+                    &this.shared.epoch.borrow(),
+                    this.shared.position.get(),
+                    &mut this.parked,
+                    cx,
+                );
+                match news {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(()) => {
-                        this.armed = false;
-                        continue;
-                    }
+                    Poll::Ready(()) => continue,
                 }
             };
             // The byte bound: while the client leaves bytes unread, nothing
@@ -338,7 +335,7 @@ impl MessageBody for Feed {
             let unsent = this.shared.wire.unflushed.get();
             if unsent > 0 && unsent + item.bytes.len() > this.state.config.max_unsent {
                 this.shared.held.set(true);
-                *this.shared.waker.borrow_mut() = Some(cx.waker().clone());
+                this.shared.keep_waker(cx.waker());
                 // Registered before this poll returns, and nothing runs in
                 // between: a move of the socket's bytes is not missed.
                 let moved = this.moved.get_or_insert_with(|| {

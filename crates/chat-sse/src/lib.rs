@@ -62,7 +62,7 @@
 //! ## What the server holds per client
 //!
 //! An open response whose body is a feed (`chat_http::feed`): its cursor
-//! into the store, parked on the store's watch channel between messages.
+//! into the store, its waker parked in the store's list between messages.
 //! When actix asks for the next chunk, the body reads what the store holds
 //! after its cursor and hands it over, every pending event in one chunk.
 //! Beside it a small task (see `connection.rs`) that keeps the bounds below,

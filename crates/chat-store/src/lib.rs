@@ -39,7 +39,10 @@
 //! passes a cursor: every waiter is woken by the append that passes it, no
 //! task sleeps or polls, and a waiter that is dropped (its client hung up)
 //! simply drops its receiver. The value is sent while the lock is held, so it
-//! never moves backwards when two appends race.
+//! never moves backwards when two appends race. A response body, which is
+//! polled rather than awaited, uses [`Store::poll_beyond_in`] instead: one
+//! list of wakers for every waiting body, emptied by each change, so a wait
+//! costs a body a clone of its waker and nothing that outlives it.
 //!
 //! What a slow reader can and cannot do to others: a reader holds the lock
 //! only while it copies handles, never while it writes to a socket, so a

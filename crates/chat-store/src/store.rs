@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -138,6 +139,20 @@ pub struct Store {
     /// The epoch and newest id, for waiters. Sent while the lock is held so
     /// that, within an epoch, it only ever moves forward.
     news: watch::Sender<News>,
+    /// Response bodies waiting for news ([`Store::poll_beyond_in`]).
+    parked: Mutex<Parked>,
+}
+
+/// The wakers of response bodies waiting for news: every change wakes them
+/// all and starts a new round.
+#[derive(Default)]
+struct Parked {
+    /// How many changes have woken the parked so far.
+    round: u64,
+    /// The wakers parked in this round.
+    wakers: Vec<Waker>,
+    /// The previous round's list, emptied, kept for its capacity.
+    spare: Vec<Waker>,
 }
 
 impl Store {
@@ -158,6 +173,7 @@ impl Store {
                 epoch: epoch.clone(),
             }),
             news: watch::Sender::new(News { epoch, last: 0 }),
+            parked: Mutex::default(),
         }
     }
 
@@ -212,6 +228,7 @@ impl Store {
         // backwards when two appends race; `send_modify` never blocks.
         self.news.send_modify(|news| news.last = id.0);
         drop(inner);
+        self.wake_parked();
         Ok(Appended::Created(message))
     }
 
@@ -236,6 +253,8 @@ impl Store {
             inner.ring.pop_front();
         }
         self.news.send_modify(|news| news.last = id);
+        drop(inner);
+        self.wake_parked();
     }
 
     /// Starts a new numbering: the shared log was deleted and ids start
@@ -248,6 +267,8 @@ impl Store {
         inner.last_id = 0;
         inner.epoch = epoch.clone();
         self.news.send_replace(News { epoch, last: 0 });
+        drop(inner);
+        self.wake_parked();
     }
 
     /// Up to `limit` messages after `since`, oldest first. Without a cursor,
@@ -325,6 +346,57 @@ impl Store {
         let _ = news
             .wait_for(|news| news.epoch != *epoch || news.last > cursor.0)
             .await;
+    }
+
+    /// [`Store::wait_beyond_in`] for a response body, which is polled rather
+    /// than awaited: ready once a message newer than `cursor` exists in
+    /// `epoch` (or the epoch changed); otherwise the task is woken by the
+    /// next change. `parked` is the caller's own record of the round it
+    /// parked in, so that a body polled again before that change (by its
+    /// connection's task) is not parked twice.
+    ///
+    /// One list of wakers for every body, emptied by each change, costs a
+    /// body a clone of its waker per wait; a watch receiver per wait (what
+    /// `wait_beyond_in` takes) costs an allocation that lives with the
+    /// connection and a place in the channel's list of waiters. A body that
+    /// goes away while parked leaves its waker until the next change.
+    pub fn poll_beyond_in(
+        &self,
+        epoch: &Epoch,
+        cursor: Cursor,
+        parked: &mut Option<u64>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if *parked == Some(list.round) {
+            // Parked, and nothing has changed since (a change moves `news`
+            // first, then the round, and wakes the list).
+            return Poll::Pending;
+        }
+        let news = self.news.borrow();
+        if news.epoch != *epoch || news.last > cursor.0 {
+            *parked = None;
+            return Poll::Ready(());
+        }
+        drop(news);
+        list.wakers.push(cx.waker().clone());
+        *parked = Some(list.round);
+        Poll::Pending
+    }
+
+    /// Wakes every parked body, after a change of `news`.
+    fn wake_parked(&self) {
+        let mut wakers = {
+            let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            list.round += 1;
+            let spare = std::mem::take(&mut list.spare);
+            std::mem::replace(&mut list.wakers, spare)
+        };
+        wakers.drain(..).for_each(Waker::wake);
+        let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if list.spare.capacity() < wakers.capacity() {
+            list.spare = wakers;
+        }
     }
 
     /// The newest id as a cursor that has seen everything.

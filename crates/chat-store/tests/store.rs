@@ -324,6 +324,55 @@ async fn dropped_waiters_leave_nothing_behind() {
     assert_eq!(store.waiting(), 0, "no receiver left on the watch channel");
 }
 
+/// Counts the wakes of a task that is not there.
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A polled body parks once per round, however often it is polled, and the
+/// next change (an append, a tailer's push, a new epoch) wakes it once;
+/// then it finds what it waited for.
+#[test]
+fn a_polled_body_parks_once_and_is_woken_by_the_next_change() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Waker};
+
+    let store = store_with(10, 10);
+    let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let epoch = store.epoch();
+    let mut parked = None;
+
+    // Nothing after the cursor: parked, and polling again adds nothing.
+    for _ in 0..3 {
+        let poll = store.poll_beyond_in(&epoch, Cursor(0), &mut parked, &mut cx);
+        assert_eq!(poll, Poll::Pending);
+    }
+    store.append(new("ana", "one")).expect("stored");
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once");
+    let poll = store.poll_beyond_in(&epoch, Cursor(0), &mut parked, &mut cx);
+    assert_eq!(poll, Poll::Ready(()));
+    assert_eq!(parked, None);
+
+    // Caught up again: parked again; a change it does not wait for (a new
+    // epoch) wakes it too, and it is ready, to read the reset.
+    let poll = store.poll_beyond_in(&epoch, Cursor(1), &mut parked, &mut cx);
+    assert_eq!(poll, Poll::Pending);
+    store.reset(chat_protocol::Epoch::parse("later").expect("an epoch"));
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+    let poll = store.poll_beyond_in(&epoch, Cursor(1), &mut parked, &mut cx);
+    assert_eq!(poll, Poll::Ready(()));
+
+    // A change with nobody parked wakes nobody.
+    store.append(new("ana", "two")).expect("stored");
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+}
+
 /// Many writers and many readers at once: every reader sees every id exactly
 /// once, in order, and the ids have no gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
