@@ -340,7 +340,10 @@ impl MessageBody for Feed {
                 // between: a move of the socket's bytes is not missed.
                 let moved = this.moved.get_or_insert_with(|| {
                     let wire = this.shared.wire.clone();
-                    Box::pin(async move { wire.moved.notified().await })
+                    Box::pin(async move {
+                        let _awaiting = wire.awaiting_moves();
+                        wire.moved.notified().await;
+                    })
                 });
                 match moved.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,

@@ -183,6 +183,7 @@ impl Backlog {
     /// [`STALL_GRACE`] without room.
     async fn room_for(&self, bytes: usize) -> Result<(), Stalled> {
         let deadline = Instant::now() + STALL_GRACE;
+        let _awaiting = self.flow.wire.awaiting_moves();
         loop {
             // Registered before the check, so a move in between is not missed.
             let moved = self.flow.wire.moved.notified();
@@ -471,7 +472,7 @@ impl<B: MessageBody + Unpin> MessageBody for Watched<B> {
         if let Poll::Ready(Some(Ok(chunk))) = &polled {
             let flow = &this.flow;
             flow.taken.set(flow.taken.get() + chunk.len() as u64);
-            flow.wire.moved.notify_waiters();
+            flow.wire.tell_moved();
         }
         polled
     }

@@ -30,8 +30,11 @@ pub(crate) struct Wire {
     /// Bytes the socket has taken, in all.
     pub(crate) written: Cell<u64>,
     /// Woken when bytes move towards the client: actix took some from the
-    /// body, or the socket took some.
+    /// body, or the socket took some; told only while someone waits
+    /// ([`Wire::awaiting_moves`]), which is rare: every delivery moves bytes.
     pub(crate) moved: Notify,
+    /// How many wait on `moved` now.
+    awaiting: Cell<u32>,
     /// Woken when a write leaves bytes behind: the first sign of a client
     /// that does not keep up (a connection's task waits for it, so that a
     /// client that keeps up never wakes the task).
@@ -64,6 +67,31 @@ impl Wired {
     }
 }
 
+impl Wire {
+    /// Counts a wait on `moved` for as long as the guard lives: take it
+    /// before the `Notified` future, so that no move in between goes untold.
+    pub(crate) fn awaiting_moves(&self) -> Awaiting<'_> {
+        self.awaiting.set(self.awaiting.get() + 1);
+        Awaiting(self)
+    }
+
+    /// Wakes the waits on `moved`, if there are any.
+    pub(crate) fn tell_moved(&self) {
+        if self.awaiting.get() > 0 {
+            self.moved.notify_waiters();
+        }
+    }
+}
+
+/// A wait on [`Wire::moved`], counted while it lives.
+pub(crate) struct Awaiting<'a>(&'a Wire);
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.0.awaiting.set(self.0.awaiting.get() - 1);
+    }
+}
+
 impl AsyncRead for Wired {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -88,7 +116,7 @@ impl AsyncWrite for Wired {
                 this.wire.unflushed.set(left);
                 this.wire.written.set(this.wire.written.get() + *n as u64);
                 if *n > 0 {
-                    this.wire.moved.notify_waiters();
+                    this.wire.tell_moved();
                 }
                 if left > 0 {
                     this.wire.backed_up.notify_waiters();
