@@ -47,6 +47,9 @@ pub struct Setup {
     pub senders: u32,
     /// Whether subscribers that can be lean are (`loadgen --lean`).
     pub lean: bool,
+    /// Whether this `loadgen` warms its connections up before timing
+    /// (`--warmup`, which the idle-memory steps switch off).
+    pub warms_up: bool,
 }
 
 impl Setup {
@@ -58,6 +61,11 @@ impl Setup {
         senders: u32,
         lean: bool,
     ) -> Self {
+        // An older `loadgen` (`--binaries DIR`) has no `--warmup`.
+        let warms_up = std::process::Command::new(&loadgen)
+            .arg("--help")
+            .output()
+            .is_ok_and(|help| String::from_utf8_lossy(&help.stdout).contains("--warmup"));
         Setup {
             server,
             server_args,
@@ -65,6 +73,7 @@ impl Setup {
             pinned: cores() >= 2,
             senders,
             lean,
+            warms_up,
         }
     }
 
@@ -199,6 +208,9 @@ pub async fn run_step(setup: &Setup, server: &ServerProcess, load: Load) -> anyh
     }
     match load.seconds {
         Some(seconds) => command.args(["--duration", &seconds.to_string()]),
+        // Idle memory: connections that have carried one message, as before
+        // `--warmup` existed.
+        None if setup.warms_up => command.args(["--messages", "1", "--warmup", "0"]),
         None => command.args(["--messages", "1"]),
     };
     let load_averages = load_averages();

@@ -21,6 +21,14 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// over 10 ms (docs/measurements.md, "A second of quiet before the first
 /// send").
 pub const DEFAULT_SETTLE_MS: u64 = 1000;
+/// `--warmup`: at 1,000 subscribers and 100 messages a second, each
+/// connection's first 18 or so messages made every fan-out about 40% slower
+/// (about 11 ms instead of 8); 20 messages first removed it, 8 did not.
+/// Linux's quick-ACK mode (each of the first 16 segments a connection
+/// receives is acknowledged at once, then acknowledgements are delayed and
+/// combined) fits that count (docs/measurements.md, "Warming up each
+/// connection").
+pub const DEFAULT_WARMUP: u64 = 20;
 /// How long the sender runs when neither `--duration` nor `--messages` is
 /// given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
@@ -101,6 +109,11 @@ pub struct Cli {
     /// kernel) then does not overlap the messages whose latency is measured.
     #[arg(long, default_value_t = DEFAULT_SETTLE_MS)]
     pub settle_ms: u64,
+    /// Messages sent after the settling and before the timed ones, at the
+    /// same rate, delivered and checked like any but not timed: the first
+    /// messages on a new connection cost more than the rest.
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
+    pub warmup: u64,
     /// Chaos mode: `--clients` subscribers on *every* transport, whose
     /// connections are closed or reset at random moments and resume from
     /// their cursor; passes only if every subscriber saw every message once,

@@ -73,8 +73,9 @@
 //!   other traffic on the same server is ignored.
 //! - [`run`]: the run itself: ramp up at `--connect-rate` until the server
 //!   counts every subscriber, wait `--settle-ms` (a second) so that the
-//!   connections' setup is over, send, drain (wait for every delivery, up
-//!   to `--drain-timeout`), stop, count. Pinned to one core, the whole load
+//!   connections' setup is over, send `--warmup` (20) untimed messages so
+//!   that every connection is past its first segments, send the timed ones,
+//!   drain (wait for every delivery, up to `--drain-timeout`), stop, count. Pinned to one core, the whole load
 //!   generator runs on one thread.
 //! - [`sender`]: the senders, each one message at a time at its share of
 //!   `--rate`, taking turns, retried under the same `client_msg_id`.

@@ -45,6 +45,12 @@ impl ProbeCodec {
         ProbeCodec::new(format!("{}.{unix_ms}", std::process::id()))
     }
 
+    /// The codec of this run's warm-up messages (`--warmup`): another id,
+    /// so that no subscriber takes one for a timed message.
+    pub fn warmup(&self) -> Self {
+        ProbeCodec::new(format!("{}.warmup", self.run))
+    }
+
     /// The text of message `seq`, sent at `sent_us`.
     pub fn text(&self, seq: u32, sent_us: u64) -> String {
         format!("{PROBE_USER} {} {seq} {sent_us}", self.run)

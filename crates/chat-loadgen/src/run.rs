@@ -49,6 +49,10 @@ pub struct Shared {
     pub epoch: Instant,
     /// Writes and reads this run's messages.
     pub probes: ProbeCodec,
+    /// Reads this run's warm-up messages (`--warmup`), which are not timed.
+    pub warmup: ProbeCodec,
+    /// Warm-up messages received so far, by all subscribers.
+    pub warmed: AtomicU64,
     /// Messages stored so far (for the progress bar).
     pub sent: AtomicU64,
     /// This run's messages received so far, by all subscribers.
@@ -56,6 +60,18 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// What a run writing and reading `probes` shares, its clock starting now.
+    pub fn new(probes: ProbeCodec) -> Self {
+        Shared {
+            epoch: Instant::now(),
+            warmup: probes.warmup(),
+            probes,
+            warmed: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+        }
+    }
+
     /// Microseconds since [`Shared::epoch`].
     pub fn now_us(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
@@ -80,12 +96,7 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     // subscriptions open their own).
     let controls: Vec<Client> = bases.iter().map(Client::new).collect();
     let pools: Vec<Client> = bases.iter().map(Client::new).collect();
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        probes: ProbeCodec::for_this_run(),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(ProbeCodec::for_this_run()));
     let clock_ticks = process::clock_ticks_per_second();
 
     let mut starts = Vec::with_capacity(bases.len());
@@ -157,8 +168,10 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     let (tasks, connected) =
         ramp_up(cli, transport, &controls, &baselines, spawn_subscriber).await?;
     let ramp_time = ramp_started.elapsed();
-    // Said once settled: `capacity` starts its CPU window at this line.
+    // Said once settled and warmed up: `capacity` starts its CPU window at
+    // this line.
     sleep(Duration::from_millis(cli.settle_ms)).await;
+    warm_up(cli, &controls, &shared).await;
     println!(
         "{connected} of {} connected in {:.1} s",
         cli.clients,
@@ -340,6 +353,37 @@ async fn ramp_up(
         );
     }
     Ok((tasks, connected))
+}
+
+/// Sends `--warmup` messages, not timed, at the run's rate, and waits (up
+/// to `--drain-timeout`) until every subscriber has them: the first
+/// segments of a new connection cost more than the rest (see
+/// [`crate::cli::DEFAULT_WARMUP`]).
+async fn warm_up(cli: &Cli, controls: &[Client], shared: &Arc<Shared>) {
+    if cli.warmup == 0 {
+        return;
+    }
+    let warm = Arc::new(Shared::new(shared.warmup.clone()));
+    let sent = send_probes(
+        controls.to_vec(),
+        warm,
+        cli.rate,
+        SendFor::Count(cli.warmup),
+        cli.senders,
+    )
+    .await;
+    let expected = sent.stored() * u64::from(cli.clients);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(cli.drain_timeout);
+    while shared.warmed.load(Ordering::Relaxed) < expected {
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "warning: {} of {expected} warm-up deliveries arrived within --drain-timeout",
+                shared.warmed.load(Ordering::Relaxed)
+            );
+            break;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Runs the sender (round-robin over `controls`), then waits (up to `--drain-timeout`) until every

@@ -88,6 +88,9 @@ async fn several_senders_share_the_messages_and_lose_nothing() {
         "120",
         "--senders",
         "3",
+        // No untimed messages first: the store holds exactly the 60.
+        "--warmup",
+        "0",
     ]);
     let report = chat_loadgen::run::run(&cli, std::slice::from_ref(&app.base), &[])
         .await

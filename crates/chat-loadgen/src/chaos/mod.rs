@@ -38,7 +38,7 @@ pub mod subscriber;
 pub mod wire;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -101,12 +101,7 @@ pub async fn run(base: &str, settings: &ChaosSettings) -> anyhow::Result<ChaosRe
         hold_max: settings.hold_max,
         poll_interval: settings.poll_interval,
     });
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        probes: ProbeCodec::for_this_run(),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-    });
+    let shared = Arc::new(Shared::new(ProbeCodec::for_this_run()));
     println!(
         "chaos: {} subscribers on each of {} against {base}, connections held {}..={} ms, \
          closed or reset, starting after message {}",
