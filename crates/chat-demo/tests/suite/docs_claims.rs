@@ -334,25 +334,25 @@ pub(crate) const CLAIMS: &[Claim] = &[
     },
     Claim {
         file: "docs/sse.md",
-        phrase: "4.3 KiB of server memory per connected stream",
+        phrase: "4.1 KiB of server memory per connected stream",
         figures: &[fig(
             RESULTS,
             IDLE_MEMORY,
             "sse",
             "KiB per idle connection",
-            "4.3",
+            "4.1",
         )],
     },
     Claim {
         file: "docs/comparison.md",
-        phrase: "an idle connection costs 4.2 to 5.9 KiB",
+        phrase: "an idle connection costs 3.9 to 5.9 KiB",
         figures: &[
             fig(
                 RESULTS,
                 IDLE_MEMORY,
                 "stream",
                 "KiB per idle connection",
-                "4.2",
+                "3.9",
             ),
             fig(
                 RESULTS,
