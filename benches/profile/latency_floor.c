@@ -8,8 +8,11 @@
 // framework and no parsing on either side: what is left is the kernel.
 // WRITER_NS and READER_NS add that much busy work per send and per delivery,
 // standing in for what a server and a client do besides the system calls.
+// REQUEST_BYTES > 0 makes it long polling's: after each message the reader
+// sends a request of that size back (its next poll), and the writer reads
+// each socket's request before it sends the next message.
 //
-//   benches/profile/latency_floor.sh [N=1000] [MESSAGES=1000] [PERIOD_US=10000] [WRITER_NS=0] [READER_NS=0]
+//   benches/profile/latency_floor.sh [N=1000] [MESSAGES=1000] [PERIOD_US=10000] [WRITER_NS=0] [READER_NS=0] [REQUEST_BYTES=0]
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -27,6 +30,8 @@
 
 static int clients = 1000, messages = 1000, period_us = 10000;
 static long writer_ns = 0, reader_ns = 0;
+static int request_bytes = 0;
+static char request[4096];
 static int *client_fd, *server_fd;
 static volatile int sending_done = 0;
 static unsigned *latency_us;
@@ -93,6 +98,7 @@ static void *reader(void *unused) {
             latency_us[deliveries++] = (unsigned)((at - stamp) / 1000);
             have[i] = 0;
             work(reader_ns);
+            if (request_bytes > 0) send(client_fd[i], request, request_bytes, MSG_DONTWAIT);
           }
         }
       }
@@ -108,6 +114,9 @@ int main(int argc, char **argv) {
   if (argc > 3) period_us = atoi(argv[3]);
   if (argc > 4) writer_ns = atol(argv[4]);
   if (argc > 5) reader_ns = atol(argv[5]);
+  if (argc > 6) request_bytes = atoi(argv[6]);
+  if (request_bytes > (int)sizeof request) request_bytes = sizeof request;
+  memset(request, 'r', sizeof request);
   pin(0);
   int listener = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -134,6 +143,7 @@ int main(int argc, char **argv) {
   pthread_create(&reader_thread, 0, reader, 0);
   usleep(200000);
   char message[MESSAGE_BYTES];
+  static char request_in[4096];
   memset(message, 'x', sizeof message);
   long start = now_ns(CLOCK_MONOTONIC) + 10000000L, cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), sends = 0;
   for (int m = 0; m < messages; m++) {
@@ -146,6 +156,8 @@ int main(int argc, char **argv) {
     memcpy(message, &stamp, sizeof stamp);
     for (int i = 0; i < clients; i++) {
       work(writer_ns);
+      // Long polling: the answer goes to a poll that is waiting; take it.
+      if (request_bytes > 0 && m > 0) recv(server_fd[i], request_in, sizeof request_in, MSG_DONTWAIT);
       if (send(server_fd[i], message, MESSAGE_BYTES, MSG_DONTWAIT) == MESSAGE_BYTES) sends++;
     }
   }
@@ -157,10 +169,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   qsort(latency_us, deliveries, sizeof(unsigned), by_value);
-  printf("%d sockets, %d messages every %d us, busy work %ld/%ld ns: %ld of %ld delivered; "
-         "latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; writer %.2f us of CPU per send, reader "
-         "%.2f us per delivery\n",
-         clients, messages, period_us, writer_ns, reader_ns, deliveries, (long)clients * messages,
+  printf("%d sockets, %d messages every %d us, busy work %ld/%ld ns, requests of %d bytes: %ld "
+         "of %ld delivered; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; writer %.2f us of CPU "
+         "per send, reader %.2f us per delivery\n",
+         clients, messages, period_us, writer_ns, reader_ns, request_bytes, deliveries,
+         (long)clients * messages,
          latency_us[deliveries / 2] / 1000.0, latency_us[(long)(deliveries * 0.99)] / 1000.0,
          latency_us[deliveries - 1] / 1000.0, writer_cpu_s * 1e6 / sends,
          reader_cpu_s * 1e6 / deliveries);

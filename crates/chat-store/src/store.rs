@@ -348,12 +348,14 @@ impl Store {
             .await;
     }
 
-    /// [`Store::wait_beyond_in`] for a response body, which is polled rather
-    /// than awaited: ready once a message newer than `cursor` exists in
-    /// `epoch` (or the epoch changed); otherwise the task is woken by the
-    /// next change. `parked` is the caller's own record of the round it
-    /// parked in, so that a body polled again before that change (by its
-    /// connection's task) is not parked twice.
+    /// [`Store::wait_beyond_in`] for what waits many times over a
+    /// connection's life, a response body (polled, not awaited) or a task
+    /// whose loop waits for news among other things: ready once a message
+    /// newer than `cursor` exists in `epoch` (or the epoch changed);
+    /// otherwise the task is woken by the next change. `parked` is the
+    /// caller's own record of the round it parked in, so that one polled
+    /// again before that change (a body its task pushed something to, a
+    /// loop woken by another branch) is not parked twice.
     ///
     /// One list of wakers for every body, emptied by each change, costs a
     /// body a clone of its waker per wait; a watch receiver per wait (what

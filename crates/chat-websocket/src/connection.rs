@@ -4,7 +4,7 @@
 //! is the framing (text frames through the session), the client branch (sends,
 //! pings, close) and the heartbeat (pings, and a close after silence).
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -52,6 +52,10 @@ pub(crate) fn run(
         let backlog = Backlog::new(&state, &connection);
         let mut epoch = first.epoch.clone();
         let mut cursor = Cursor(0);
+        // The round of the store's list of waiting tasks this one is parked
+        // in: kept across the loop, so a frame from the client or a ping in
+        // between does not park it twice.
+        let mut parked = None;
         let mut pending = Some(first);
         let mut last_heard = Instant::now();
         let mut next_ping = last_heard + settings.ping();
@@ -69,7 +73,7 @@ pub(crate) fn run(
             }
 
             tokio::select! {
-                _ = state.store.wait_beyond_in(&epoch, cursor) => {
+                _ = poll_fn(|cx| state.store.poll_beyond_in(&epoch, cursor, &mut parked, cx)) => {
                     match state.store.read_in(Some(&epoch), Some(cursor), BATCH) {
                         Ok(page) => pending = Some(page),
                         Err(_) => break End::Gone, // cannot happen: the cursor came from the store
