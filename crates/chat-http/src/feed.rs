@@ -48,7 +48,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
 use chat_protocol::{Cursor, Epoch, Transport};
 use chat_store::framing::coalesce;
-use chat_store::{Framing, Page, StoredMessage};
+use chat_store::{Framing, Page, Parking, StoredMessage};
 
 use crate::AppState;
 use crate::streaming::{Backlog, End, STALL_GRACE, await_last_acked, drain_deadline};
@@ -148,9 +148,9 @@ pub struct Feed {
     items: VecDeque<Item>,
     /// An item held back by the byte bound.
     ready: Option<Item>,
-    /// The round of the store's list of waiting bodies this body parked
-    /// in, while it waits for news ([`chat_store::Store::poll_beyond_in`]).
-    parked: Option<u64>,
+    /// Its place in the store's list of waiting bodies, while it waits for
+    /// news ([`chat_store::Store::poll_beyond_in`]).
+    parked: Option<Parking>,
     /// Waiting for the socket to take bytes (rare: a slow client).
     moved: Option<Wait>,
 }
@@ -371,6 +371,7 @@ impl MessageBody for Feed {
 
 impl Drop for Feed {
     fn drop(&mut self) {
+        self.state.store.unpark(self.parked.take());
         self.shared.gone.set(true);
         self.shared.gone_notice.notify_one();
     }

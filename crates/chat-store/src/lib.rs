@@ -87,6 +87,6 @@ pub use framing::{Framing, Framings};
 pub use log::{Log, OpenError, SendFailure};
 pub use message::{NewMessage, SendError, StoredMessage, validate_user};
 pub use store::{
-    Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Store, StoreConfig, StoreStats,
-    new_epoch,
+    Appended, CursorError, DEFAULT_BACKFILL, DEFAULT_HISTORY, Page, Parking, Store, StoreConfig,
+    StoreStats, new_epoch,
 };

@@ -149,10 +149,19 @@ pub struct Store {
 struct Parked {
     /// How many changes have woken the parked so far.
     round: u64,
-    /// The wakers parked in this round.
-    wakers: Vec<Waker>,
+    /// The wakers parked in this round (`None` where a waiter left early).
+    wakers: Vec<Option<Waker>>,
     /// The previous round's list, emptied, kept for its capacity.
-    spare: Vec<Waker>,
+    spare: Vec<Option<Waker>>,
+}
+
+/// A waiter's place in the store's list of parked wakers
+/// ([`Store::poll_beyond_in`]), to give back with [`Store::unpark`] if it
+/// goes away before the next change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parking {
+    round: u64,
+    slot: usize,
 }
 
 impl Store {
@@ -353,24 +362,26 @@ impl Store {
     /// whose loop waits for news among other things: ready once a message
     /// newer than `cursor` exists in `epoch` (or the epoch changed);
     /// otherwise the task is woken by the next change. `parked` is the
-    /// caller's own record of the round it parked in, so that one polled
-    /// again before that change (a body its task pushed something to, a
-    /// loop woken by another branch) is not parked twice.
+    /// caller's own record of where it parked, so that one polled again
+    /// before that change (a body its task pushed something to, a loop woken
+    /// by another branch) is not parked twice, and so that one that goes
+    /// away first can take its waker back ([`Store::unpark`]): a waker holds
+    /// its task, and with it the whole connection's memory.
     ///
     /// One list of wakers for every body, emptied by each change, costs a
     /// body a clone of its waker per wait; a watch receiver per wait (what
     /// `wait_beyond_in` takes) costs an allocation that lives with the
     /// connection and a place in the channel's list of waiters. A body that
-    /// goes away while parked leaves its waker until the next change.
+    /// goes away while parked gives its place back with [`Store::unpark`].
     pub fn poll_beyond_in(
         &self,
         epoch: &Epoch,
         cursor: Cursor,
-        parked: &mut Option<u64>,
+        parked: &mut Option<Parking>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if *parked == Some(list.round) {
+        if parked.is_some_and(|p| p.round == list.round) {
             // Parked, and nothing has changed since (a change moves `news`
             // first, then the round, and wakes the list).
             return Poll::Pending;
@@ -381,9 +392,25 @@ impl Store {
             return Poll::Ready(());
         }
         drop(news);
-        list.wakers.push(cx.waker().clone());
-        *parked = Some(list.round);
+        list.wakers.push(Some(cx.waker().clone()));
+        *parked = Some(Parking {
+            round: list.round,
+            slot: list.wakers.len() - 1,
+        });
         Poll::Pending
+    }
+
+    /// Takes back the waker of a waiter that goes away while parked, so
+    /// that its task (and the connection it served) is freed now rather
+    /// than at the next change.
+    pub fn unpark(&self, parked: Option<Parking>) {
+        let Some(parking) = parked else { return };
+        let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if parking.round == list.round
+            && let Some(waker) = list.wakers.get_mut(parking.slot)
+        {
+            *waker = None;
+        }
     }
 
     /// Wakes every parked body, after a change of `news`.
@@ -394,7 +421,7 @@ impl Store {
             let spare = std::mem::take(&mut list.spare);
             std::mem::replace(&mut list.wakers, spare)
         };
-        wakers.drain(..).for_each(Waker::wake);
+        wakers.drain(..).flatten().for_each(Waker::wake);
         let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         if list.spare.capacity() < wakers.capacity() {
             list.spare = wakers;

@@ -334,8 +334,8 @@ impl std::task::Wake for Wakes {
 }
 
 /// A polled body parks once per round, however often it is polled, and the
-/// next change (an append, a tailer's push, a new epoch) wakes it once;
-/// then it finds what it waited for.
+/// next change (an append, a new epoch) wakes it once; then it finds what
+/// it waited for. One that goes away first gives its waker back.
 #[test]
 fn a_polled_body_parks_once_and_is_woken_by_the_next_change() {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -370,6 +370,18 @@ fn a_polled_body_parks_once_and_is_woken_by_the_next_change() {
 
     // A change with nobody parked wakes nobody.
     store.append(new("ana", "two")).expect("stored");
+    assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+
+    // A waiter that goes away takes its waker back: the next change does
+    // not wake it (nor keep its task alive until then).
+    let epoch = store.epoch();
+    let mut parked = None;
+    let poll = store.poll_beyond_in(&epoch, store.newest(), &mut parked, &mut cx);
+    assert_eq!(poll, Poll::Pending);
+    assert_eq!(Arc::strong_count(&wakes), 3, "the store holds a clone");
+    store.unpark(parked);
+    assert_eq!(Arc::strong_count(&wakes), 2, "given back");
+    store.append(new("ana", "three")).expect("stored");
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
 }
 

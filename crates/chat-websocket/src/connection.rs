@@ -52,9 +52,9 @@ pub(crate) fn run(
         let backlog = Backlog::new(&state, &connection);
         let mut epoch = first.epoch.clone();
         let mut cursor = Cursor(0);
-        // The round of the store's list of waiting tasks this one is parked
-        // in: kept across the loop, so a frame from the client or a ping in
-        // between does not park it twice.
+        // Its place in the store's list of waiting tasks: kept across the
+        // loop, so a frame from the client or a ping in between does not
+        // park it twice; given back when the loop ends.
         let mut parked = None;
         let mut pending = Some(first);
         let mut last_heard = Instant::now();
@@ -122,6 +122,7 @@ pub(crate) fn run(
                 },
             }
         };
+        state.store.unpark(parked);
         Box::pin(finish(end, session, &connection)).await;
     }
 }
