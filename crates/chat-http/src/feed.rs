@@ -52,7 +52,7 @@ use chat_store::{Framing, Page, Parking, StoredMessage};
 
 use crate::AppState;
 use crate::streaming::{Backlog, End, STALL_GRACE, await_last_acked, drain_deadline};
-use crate::wire::Wire;
+use crate::wire::{Socket, Wire};
 
 /// While messages flow, how often a connection's task checks that its
 /// client keeps within the bounds: a client is cut off at most this long
@@ -93,6 +93,11 @@ struct Shared {
     wire: Rc<Wire>,
     /// Whether `wire` is the connection's (a test's own server has none).
     watched: bool,
+    /// Whether the socket carries this response alone (HTTP/1.1): then a
+    /// client that does not keep up shows first as a write that leaves
+    /// bytes behind. Over HTTP/2 a stream can stall on its flow-control
+    /// window while the shared socket writes everything it is given.
+    own_socket: bool,
     /// On shutdown: the body ends once it has handed over this far.
     drain_to: Cell<Option<Cursor>>,
     /// The body ends at its next poll.
@@ -179,6 +184,7 @@ impl Feed {
             held: Cell::new(false),
             wire,
             watched: watched.is_some(),
+            own_socket: watched.is_some() && req.conn_data::<Socket>().is_some(),
             drain_to: Cell::new(None),
             end: Cell::new(false),
             gone: Cell::new(false),
@@ -434,15 +440,16 @@ impl FeedHandle {
         loop {
             if wire.unflushed.get() == 0 {
                 stalled_since = None;
-                if self.shared.watched {
+                if self.shared.own_socket {
                     // Bytes left behind by a write come before any lag:
                     // while the client keeps up, this task sleeps.
                     while wire.unflushed.get() == 0 {
                         wire.backed_up.notified().await;
                     }
                 } else {
-                    // No socket to watch (a test's own server): every
-                    // message is a reason to look.
+                    // No socket of its own to watch (an HTTP/2 stream, or
+                    // a test's own server): every message is a reason to
+                    // look.
                     let epoch = self.shared.epoch.borrow().clone();
                     let position = self.shared.position.get();
                     state.store.wait_beyond_in(&epoch, position).await;

@@ -17,6 +17,9 @@ use crate::message::{NewMessage, SendError, StoredMessage, validate};
 pub const DEFAULT_HISTORY: usize = 10_000;
 /// Default number of messages a reader without a cursor starts with.
 pub const DEFAULT_BACKFILL: usize = 50;
+/// Places given back in the list of parked wakers past which, once they
+/// are most of it, a new round starts without news.
+const VACANT_BEFORE_NEW_ROUND: usize = 64;
 
 /// The store's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +156,8 @@ struct Parked {
     wakers: Vec<Option<Waker>>,
     /// The previous round's list, emptied, kept for its capacity.
     spare: Vec<Option<Waker>>,
+    /// Places in this round given back ([`Store::unpark`]).
+    vacant: usize,
 }
 
 /// A waiter's place in the store's list of parked wakers
@@ -381,10 +386,27 @@ impl Store {
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if parked.is_some_and(|p| p.round == list.round) {
+        if let Some(p) = parked.filter(|p| p.round == list.round) {
             // Parked, and nothing has changed since (a change moves `news`
-            // first, then the round, and wakes the list).
+            // first, then the round, and wakes the list); the waker kept is
+            // this poll's, should another task poll it now.
+            if let Some(Some(kept)) = list.wakers.get_mut(p.slot)
+                && !kept.will_wake(cx.waker())
+            {
+                *kept = cx.waker().clone();
+            }
             return Poll::Pending;
+        }
+        // Before the check of `news`, which must be made under the same
+        // hold of the lock as the parking.
+        if list.vacant > VACANT_BEFORE_NEW_ROUND && list.vacant * 2 > list.wakers.len() {
+            // Mostly places given back (clients that came and went while
+            // nothing was sent): a new round, waking the few still parked,
+            // which park again, so the list stays the size of its waiters.
+            let stale = Self::next_round(&mut list);
+            drop(list);
+            stale.into_iter().flatten().for_each(Waker::wake);
+            list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         }
         let news = self.news.borrow();
         if news.epoch != *epoch || news.last > cursor.0 {
@@ -408,18 +430,25 @@ impl Store {
         let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         if parking.round == list.round
             && let Some(waker) = list.wakers.get_mut(parking.slot)
+            && waker.take().is_some()
         {
-            *waker = None;
+            list.vacant += 1;
         }
+    }
+
+    /// Starts a new round: the list of the one that ends.
+    fn next_round(list: &mut Parked) -> Vec<Option<Waker>> {
+        list.round += 1;
+        list.vacant = 0;
+        let spare = std::mem::take(&mut list.spare);
+        std::mem::replace(&mut list.wakers, spare)
     }
 
     /// Wakes every parked body, after a change of `news`.
     fn wake_parked(&self) {
         let mut wakers = {
             let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            list.round += 1;
-            let spare = std::mem::take(&mut list.spare);
-            std::mem::replace(&mut list.wakers, spare)
+            Self::next_round(&mut list)
         };
         wakers.drain(..).flatten().for_each(Waker::wake);
         let mut list = self.parked.lock().unwrap_or_else(|e| e.into_inner());

@@ -383,6 +383,29 @@ fn a_polled_body_parks_once_and_is_woken_by_the_next_change() {
     assert_eq!(Arc::strong_count(&wakes), 2, "given back");
     store.append(new("ana", "three")).expect("stored");
     assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
+
+    // Clients that come and go while nothing is sent do not grow the list:
+    // once most of it is given back, a new round starts, and the one still
+    // parked is woken to park again.
+    let stayer = Arc::new(Wakes(AtomicUsize::new(0)));
+    let stayer_waker = Waker::from(stayer.clone());
+    let mut stayer_parked = None;
+    let newest = store.newest();
+    let poll = store.poll_beyond_in(
+        &epoch,
+        newest,
+        &mut stayer_parked,
+        &mut Context::from_waker(&stayer_waker),
+    );
+    assert_eq!(poll, Poll::Pending);
+    for _ in 0..200 {
+        let mut parked = None;
+        let poll = store.poll_beyond_in(&epoch, newest, &mut parked, &mut cx);
+        assert_eq!(poll, Poll::Pending);
+        store.unpark(parked);
+    }
+    assert!(stayer.0.load(Ordering::SeqCst) >= 1, "a new round woke it");
+    assert_eq!(Arc::strong_count(&wakes), 2, "no place given back is held");
 }
 
 /// Many writers and many readers at once: every reader sees every id exactly
