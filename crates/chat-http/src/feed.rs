@@ -26,7 +26,9 @@
 //! finish what the store holds ([`FeedHandle::drain`]). While the client
 //! keeps up the task does not wake at all, whatever the traffic: it waits
 //! for the socket to report a write that left bytes behind
-//! (`Wire::backed_up`), and only then checks every [`LAG_CHECK`]. (It used
+//! (`Wire::backed_up`), and only then checks every [`LAG_CHECK`]; over
+//! HTTP/2, where a stream can stall on its own flow-control window while
+//! the shared socket takes everything, it waits for news instead. (It used
 //! to wait for news in the store, which woke every connection's task along
 //! with its body, all on the same message, about once a second.)
 
