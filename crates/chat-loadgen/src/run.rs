@@ -49,10 +49,9 @@ pub struct Shared {
     pub epoch: Instant,
     /// Writes and reads this run's messages.
     pub probes: ProbeCodec,
-    /// Reads this run's warm-up messages (`--warmup`), which are not timed.
-    pub warmup: ProbeCodec,
-    /// Warm-up messages received so far, by all subscribers.
-    pub warmed: AtomicU64,
+    /// The untimed messages sent first (`--warmup`), if any: a run of
+    /// their own, whose deliveries the subscribers count there.
+    pub warmup: Option<Arc<Shared>>,
     /// Messages stored so far (for the progress bar).
     pub sent: AtomicU64,
     /// This run's messages received so far, by all subscribers.
@@ -64,11 +63,19 @@ impl Shared {
     pub fn new(probes: ProbeCodec) -> Self {
         Shared {
             epoch: Instant::now(),
-            warmup: probes.warmup(),
             probes,
-            warmed: AtomicU64::new(0),
+            warmup: None,
             sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+        }
+    }
+
+    /// The same, for a run that sends untimed messages first.
+    pub fn warming_up(probes: ProbeCodec) -> Self {
+        let warmup = Shared::new(probes.warmup());
+        Shared {
+            warmup: Some(Arc::new(warmup)),
+            ..Shared::new(probes)
         }
     }
 
@@ -96,7 +103,12 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     // subscriptions open their own).
     let controls: Vec<Client> = bases.iter().map(Client::new).collect();
     let pools: Vec<Client> = bases.iter().map(Client::new).collect();
-    let shared = Arc::new(Shared::new(ProbeCodec::for_this_run()));
+    let probes = ProbeCodec::for_this_run();
+    let shared = Arc::new(if cli.warmup > 0 {
+        Shared::warming_up(probes)
+    } else {
+        Shared::new(probes)
+    });
     let clock_ticks = process::clock_ticks_per_second();
 
     let mut starts = Vec::with_capacity(bases.len());
@@ -171,7 +183,12 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     // Said once settled and warmed up: `capacity` starts its CPU window at
     // this line.
     sleep(Duration::from_millis(cli.settle_ms)).await;
-    warm_up(cli, &controls, &shared).await;
+    if let Some(warmup) = &shared.warmup {
+        // Untimed: the first segments of a new connection cost more than
+        // the rest (see `crate::cli::DEFAULT_WARMUP`).
+        let count = SendFor::Count(cli.warmup);
+        send_and_drain(cli, &controls, warmup, count, "warm-up ").await?;
+    }
     println!(
         "{connected} of {} connected in {:.1} s",
         cli.clients,
@@ -181,15 +198,8 @@ pub async fn run(cli: &Cli, bases: &[String], server_pids: &[u32]) -> anyhow::Re
     let process_connected = some_pids(server_pids).and_then(process::sample_all_or_warn);
 
     // Send, then wait for every delivery.
-    let sent_log = send_and_drain(cli, &controls, &shared, send_for).await?;
+    let sent_log = send_and_drain(cli, &controls, &shared, send_for, "").await?;
     let expected = sent_log.stored() * u64::from(cli.clients);
-    let delivered = shared.delivered.load(Ordering::Relaxed);
-    if delivered < expected {
-        eprintln!(
-            "warning: {delivered} of {expected} deliveries arrived within --drain-timeout {} s",
-            cli.drain_timeout
-        );
-    }
     let after = stats::total_or_warn(&controls, transport, "after the run").await;
     let process_end = some_pids(server_pids).and_then(process::sample_all_or_warn);
 
@@ -355,44 +365,15 @@ async fn ramp_up(
     Ok((tasks, connected))
 }
 
-/// Sends `--warmup` messages, not timed, at the run's rate, and waits (up
-/// to `--drain-timeout`) until every subscriber has them: the first
-/// segments of a new connection cost more than the rest (see
-/// [`crate::cli::DEFAULT_WARMUP`]).
-async fn warm_up(cli: &Cli, controls: &[Client], shared: &Arc<Shared>) {
-    if cli.warmup == 0 {
-        return;
-    }
-    let warm = Arc::new(Shared::new(shared.warmup.clone()));
-    let sent = send_probes(
-        controls.to_vec(),
-        warm,
-        cli.rate,
-        SendFor::Count(cli.warmup),
-        cli.senders,
-    )
-    .await;
-    let expected = sent.stored() * u64::from(cli.clients);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(cli.drain_timeout);
-    while shared.warmed.load(Ordering::Relaxed) < expected {
-        if tokio::time::Instant::now() >= deadline {
-            eprintln!(
-                "warning: {} of {expected} warm-up deliveries arrived within --drain-timeout",
-                shared.warmed.load(Ordering::Relaxed)
-            );
-            break;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Runs the sender (round-robin over `controls`), then waits (up to `--drain-timeout`) until every
-/// subscriber has every message stored, with a progress bar throughout.
+/// subscriber has every message stored, with a progress bar throughout; warns,
+/// naming the run `what`, if some did not arrive.
 async fn send_and_drain(
     cli: &Cli,
     controls: &[Client],
     shared: &Arc<Shared>,
     send_for: SendFor,
+    what: &str,
 ) -> anyhow::Result<SenderLog> {
     let bar = ProgressBar::new(send_for.planned(cli.rate));
     bar.set_style(
@@ -422,6 +403,13 @@ async fn send_and_drain(
         last_delivered = show_progress(&bar, shared, last_delivered);
     }
     bar.finish_and_clear();
+    let delivered = shared.delivered.load(Ordering::Relaxed);
+    if delivered < expected {
+        eprintln!(
+            "warning: {delivered} of {expected} {what}deliveries arrived within --drain-timeout {} s",
+            cli.drain_timeout
+        );
+    }
     Ok(sent_log)
 }
 

@@ -111,8 +111,10 @@ pub async fn subscribe(
                     });
                     log.last_delivery_us = now_us;
                     shared.delivered.fetch_add(1, Ordering::Relaxed);
-                } else if shared.warmup.decode(&message.text).is_some() {
-                    shared.warmed.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(warmup) = &shared.warmup
+                    && warmup.probes.decode(&message.text).is_some()
+                {
+                    warmup.delivered.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok(Event::Gap { missed }) => log.gap_missed += missed,
