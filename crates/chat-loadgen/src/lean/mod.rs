@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::{Buf, Bytes, BytesMut};
 use chat_client::{Event, Message, Transport};
-use chat_protocol::{Control, Cursor, Epoch, Gap, Incoming, PageBody, Reset};
+use chat_protocol::{Control, Cursor, Epoch, Gap, Incoming, Reset};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -175,7 +175,6 @@ impl LeanFeed {
             if let Some(event) = self.take_event()? {
                 return Ok(event);
             }
-            let target = self.target();
             let ended = match &mut self.socket {
                 None => {
                     self.open().await?;
@@ -196,26 +195,7 @@ impl LeanFeed {
                     Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => true,
                     Some(Ok(_)) => false,
                 },
-                Some(Conn::Poll(socket)) => {
-                    let host = self.addr.to_string();
-                    match poll::page(socket, &mut self.raw, &host, &target).await {
-                        Ok(page) => {
-                            self.failures = 0;
-                            self.queue(page)?;
-                            false
-                        }
-                        Err(e) => {
-                            // A refusal, or a connection that broke: again,
-                            // after a pause, until too many in a row.
-                            self.failures += 1;
-                            if self.failures >= MAX_FAILURES {
-                                return Err(e.context(format!("{MAX_FAILURES} polls in a row")));
-                            }
-                            sleep(BACKOFF * self.failures).await;
-                            true
-                        }
-                    }
-                }
+                Some(Conn::Poll(_)) => self.poll_once().await?,
             };
             if ended {
                 // What was cut in half is asked for again from the cursor.
@@ -320,31 +300,6 @@ impl LeanFeed {
             target.push_str(&format!("&wait_s={}", poll::WAIT_S));
         }
         target
-    }
-
-    /// A long poll's page as events (a reset, a gap, then its messages);
-    /// the cursor moves to the page's at once, since no poll goes out
-    /// before they are all handed out.
-    fn queue(&mut self, page: PageBody) -> anyhow::Result<()> {
-        if let Some(epoch) = page.epoch {
-            if page.reset {
-                self.polled.push_back(Event::Reset {
-                    epoch: epoch.clone(),
-                });
-            }
-            self.epoch = Some(epoch);
-        }
-        if page.missed > 0 {
-            self.polled.push_back(Event::Gap {
-                missed: page.missed,
-            });
-        }
-        for raw in &page.messages {
-            let raw = Bytes::copy_from_slice(raw.get().as_bytes());
-            self.polled.push_back(message(raw)?);
-        }
-        self.cursor = page.cursor;
-        Ok(())
     }
 
     /// Moves what has arrived of the body from `raw` to `body`; `true` once

@@ -50,8 +50,7 @@ impl Store {
     /// One list of wakers for every body, emptied by each change, costs a
     /// body a clone of its waker per wait; a watch receiver per wait (what
     /// `wait_beyond_in` takes) costs an allocation that lives with the
-    /// connection and a place in the channel's list of waiters. A body that
-    /// goes away while parked gives its place back with [`Store::unpark`].
+    /// connection and a place in the channel's list of waiters.
     pub fn poll_beyond_in(
         &self,
         epoch: &Epoch,
